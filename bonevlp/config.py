@@ -1,0 +1,125 @@
+"""Configuration of a dual encoder and its training, as plain dataclasses saved beside every checkpoint.
+
+A YAML or JSON file maps onto these classes key for key (`load_train_config`), and unknown keys are an error,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclass
+class ImageTowerConfig:
+    """A timm trunk on one-channel radiographs, with the preprocessing it must always be fed."""
+
+    name: str = "resnet18"  # any timm model name
+    pretrained: bool = False  # timm weights need a hub: off by default, offline first
+    image_size: int = 64  # square input side in pixels
+    mean: float = 0.5  # intensity normalisation of the paper (images scaled to [0, 1] first)
+    std: float = 0.25
+    timm_kwargs: dict[str, Any] = field(default_factory=dict)  # extra create_model arguments, e.g. patch_size
+
+
+# A BERT small enough to train on two CPU cores in minutes; `vocab_size` is set from the tokenizer.
+TINY_BERT = {
+    "model_type": "bert",
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 512,
+    "max_position_embeddings": 128,
+}
+
+
+@dataclass
+class TextTowerConfig:
+    """A Hugging Face encoder, loaded from a local directory or built from a config dict."""
+
+    path: str | None = None  # local model directory (save_pretrained layout); None builds from `hf_config`
+    hf_config: dict[str, Any] = field(default_factory=lambda: dict(TINY_BERT))
+    tokenizer_path: str | None = None  # None: the model directory's tokenizer, else one trained on the reports
+    vocab_size: int = 4000  # size of the WordPiece vocabulary trained on the report corpus
+    max_length: int = 128  # reports are truncated to this many tokens
+    pooling: str = "cls"  # "cls" (first token, as the paper) or "mean" (masked mean of the last layer)
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"text pooling must be 'cls' or 'mean', got {self.pooling!r}")
+
+
+@dataclass
+class ModelConfig:
+    image: ImageTowerConfig = field(default_factory=ImageTowerConfig)
+    text: TextTowerConfig = field(default_factory=TextTowerConfig)
+    embed_dim: int = 128  # shared embedding dimension of both projections
+    init_logit_scale: float = math.log(1 / 0.07)  # CLIP's temperature 0.07, learnable, clamped to [0, ln 100]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one pretraining run needs; flat on purpose, like a papermill parameters cell."""
+
+    data_root: str = "runs/default/data/synthetic"  # folder that contains MURA-v1.1/ and reports.csv
+    out_dir: str = "runs/default/checkpoints/vlp"  # the checkpoint directory this run writes
+    split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.05
+    warmup_steps: int = 50  # linear warmup, then cosine decay to zero
+    val_fraction: float = 0.1  # share of training patients held out for validation
+    seed: int = 0
+    num_workers: int = 0  # DataLoader worker processes
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    log_every: int = 10  # steps between history rows
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        for name in ("epochs", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build a (nested) dataclass from a dict, rejecting unknown keys with their full dotted name."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    types = get_type_hints(cls)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(types)}")
+    kwargs = {}
+    for name, value in data.items():
+        nested = dataclasses.is_dataclass(types[name]) and isinstance(value, dict)
+        kwargs[name] = from_dict(types[name], value, f"{where}.{name}") if nested else value
+    return cls(**kwargs)
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a training config from YAML or JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} does not exist")
+    return from_dict(TrainConfig, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return asdict(config)
+
+
+def save_json(data: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

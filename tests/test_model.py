@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+
+from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig
+from bonevlp.model import MAX_LOGIT_SCALE, create_model
+from bonevlp.tokenizer import train_wordpiece
+
+REPORTS = [
+    "Fracture déplacée du radius distal droit.",
+    "Pas de fracture visible. Examen du poignet gauche normal.",
+    "Matériel d'ostéosynthèse de l'humérus, plaque vissée.",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_wordpiece(REPORTS, vocab_size=300, max_length=64)
+
+
+def test_tokenizer_keeps_accents_and_lowercases(tokenizer):
+    assert tokenizer.tokenize("Fracture DÉPLACÉE") == ["fracture", "déplacée"]
+    ids = tokenizer("Fracture")["input_ids"]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+
+
+def test_tokenizer_rejects_empty_corpus():
+    with pytest.raises(ValueError, match="empty corpus"):
+        train_wordpiece(["", "   "])
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", 64), ("vit_tiny_patch16_224", 64), ("vit_tiny_patch16_224", 96)])
+def test_dual_encoder_shapes_and_normalisation(tokenizer, name, size):
+    cfg = ModelConfig(image=ImageTowerConfig(name=name, image_size=size), embed_dim=32)
+    model = create_model(cfg, tokenizer, seed=0)
+    batch = tokenizer(REPORTS[:3], return_tensors="pt", padding=True)
+    img, txt, scale = model(torch.randn(3, 1, size, size), batch["input_ids"], batch["attention_mask"])
+    assert img.shape == txt.shape == (3, 32)
+    torch.testing.assert_close(img.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(txt.norm(dim=-1), torch.ones(3))
+    assert scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert model.preprocess.image_size == size and model.preprocess.mean == 0.5 and model.preprocess.std == 0.25
+    assert model.image_features(torch.randn(2, 1, size, size)).shape == (2, model.image.width)
+
+
+def test_logit_scale_clamped_to_open_clip_range(tokenizer):
+    model = create_model(ModelConfig(), tokenizer, seed=0)
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    model.clamp_logit_scale()
+    assert model.logit_scale.item() == pytest.approx(MAX_LOGIT_SCALE) == pytest.approx(math.log(100))
+    with torch.no_grad():
+        model.logit_scale.fill_(-3.0)
+    model.clamp_logit_scale()
+    assert model.logit_scale.item() == 0.0
+
+
+def test_same_seed_same_weights_different_seed_different(tokenizer):
+    a, b, c = (create_model(ModelConfig(), tokenizer, seed=s) for s in (0, 0, 1))
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_mean_pooling_ignores_padding(tokenizer):
+    cfg = ModelConfig(text=TextTowerConfig(pooling="mean"))
+    model = create_model(cfg, tokenizer, seed=0).eval()
+    alone = tokenizer([REPORTS[0]], return_tensors="pt")
+    padded = tokenizer([REPORTS[0], REPORTS[1] + " " + REPORTS[1]], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        a = model.encode_text(alone["input_ids"], alone["attention_mask"])
+        b = model.encode_text(padded["input_ids"], padded["attention_mask"])[:1]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_pooling_is_rejected():
+    with pytest.raises(ValueError, match="pooling"):
+        TextTowerConfig(pooling="max")
+
+
+def test_wordpiece_training_is_deterministic():
+    corpus = [f"Fracture {w} du radius distal, déplacée. Pas de lésion {v}." for w in ("nette", "fine") for v in ("lytique", "osseuse")]
+    vocabs = [train_wordpiece(corpus * 5, vocab_size=120).get_vocab() for _ in range(5)]
+    assert all(v == vocabs[0] for v in vocabs)
+
+
+def test_continuation_pieces_are_not_special(tokenizer):
+    assert set(tokenizer.all_special_tokens) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    ids = tokenizer("ostéosynthèses")["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "ostéosynthèses"
