@@ -1,0 +1,1 @@
+"""Datasets: the synthetic world, loaders of the official layouts, splits and image decoding."""
