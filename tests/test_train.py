@@ -1,0 +1,99 @@
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import bonevlp.train as train_module
+from bonevlp.checkpoint import load_checkpoint
+from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig, TINY_BERT, TrainConfig, load_train_config
+from bonevlp.train import main, train, warmup_cosine
+
+
+def tiny_config(world, out_dir, **overrides) -> TrainConfig:
+    text = TextTowerConfig(hf_config={**TINY_BERT, "hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64}, vocab_size=300)
+    model = ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=32), text=text, embed_dim=16)
+    settings = dict(data_root=str(world), out_dir=str(out_dir), model=model, epochs=2, batch_size=8, warmup_steps=2, val_fraction=0.2)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model.safetensors")
+
+
+def test_training_writes_a_usable_checkpoint_with_history(tiny_world, tmp_path):
+    out = train(tiny_config(tiny_world, tmp_path / "ckpt"), progress=False)
+    ckpt = load_checkpoint(out)
+    config = ckpt.config
+    assert config["epoch"] == 2 and config["train"]["batch_size"] == 8
+    assert config["preprocess"] == {"image_size": 32, "mean": 0.5, "std": 0.25}
+    history = config["history"]
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert all(0 <= e["image_to_text_R@1"] <= 1 and e["val_loss"] > 0 for e in history["epochs"])
+    assert all(1.0 <= s["logit_scale"] <= 100.0 for s in history["steps"])
+    assert (tiny_world / "splits" / "mura_train_val_seed0.csv").is_file()  # the split is written once, reused later
+    assert "fracture" in ckpt.tokenizer.get_vocab()  # the WordPiece vocabulary was learnt from French reports
+
+
+def test_same_seed_same_weights_and_resume_matches_uninterrupted(tiny_world, tmp_path, monkeypatch):
+    full = train(tiny_config(tiny_world, tmp_path / "full"), progress=False)
+    again = train(tiny_config(tiny_world, tmp_path / "again"), progress=False)
+    for name, tensor in weights(full).items():
+        assert torch.equal(tensor, weights(again)[name]), name
+
+    real_evaluate, calls = train_module.evaluate_pairs, []
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed mid-run")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate_pairs", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_world, tmp_path / "resumed"), progress=False)
+    assert load_checkpoint(tmp_path / "resumed").config["epoch"] == 1
+    monkeypatch.setattr(train_module, "evaluate_pairs", real_evaluate)
+    resumed = train(tiny_config(tiny_world, tmp_path / "resumed"), resume=True, progress=False)
+    for name, tensor in weights(full).items():
+        assert torch.equal(tensor, weights(resumed)[name]), name
+    history = json.loads((resumed / "config.json").read_text())["history"]
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+
+
+def test_different_seed_different_weights(tiny_world, tmp_path):
+    a = train(tiny_config(tiny_world, tmp_path / "a", epochs=1), progress=False)
+    b = train(tiny_config(tiny_world, tmp_path / "b", epochs=1, seed=1, split_file=str(tmp_path / "split1.csv")), progress=False)
+    assert not torch.equal(weights(a)["image_proj.weight"], weights(b)["image_proj.weight"])
+
+
+def test_cli_reads_a_yaml_config(tiny_world, tmp_path, capsys):
+    config = {
+        "data_root": str(tiny_world), "out_dir": str(tmp_path / "cli"), "epochs": 1, "batch_size": 8, "val_fraction": 0.2,
+        "model": {"image": {"name": "test_resnet", "image_size": 32}, "text": {"hf_config": {**TINY_BERT, "hidden_size": 32}}},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert load_train_config(path).model.text.hf_config["hidden_size"] == 32
+    assert main(["--config", str(path)]) == 0
+    assert (tmp_path / "cli" / "model.safetensors").is_file()
+
+
+def test_bad_config_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rate'\]"):
+        load_train_config(path)
+
+
+def test_batch_larger_than_data_is_a_clear_error(tiny_world, tmp_path):
+    with pytest.raises(ValueError, match="batch_size 4096 exceeds"):
+        train(tiny_config(tiny_world, tmp_path / "big", batch_size=4096), progress=False)
+
+
+def test_warmup_then_cosine_schedule():
+    factor = warmup_cosine(warmup_steps=4, total_steps=14)
+    assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert factor(9) == pytest.approx(0.5)
+    assert factor(14) == pytest.approx(0.0, abs=1e-12)
