@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from bonevlp.plotting import save_figure
 
 
 def plot_training_curves(history: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> Path:
     """Four panels from a checkpoint's history: train/held-out loss, logit scale, learning rate, R@1 and R@5."""
     steps, epochs = pd.DataFrame(history["steps"]), pd.DataFrame(history["epochs"])
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    fig = Figure(figsize=(16, 3.4), layout="tight")
+    axes = fig.subplots(1, 4)
     axes[0].plot(steps.step, steps.loss, label="train (batch)")
     axes[0].plot(epochs.step, epochs.val_loss, "o-", label="held-out")
     axes[0].set(title="contrastive loss", xlabel="step")
@@ -29,9 +29,4 @@ def plot_training_curves(history: dict[str, list[dict[str, Any]]], path: str | P
     axes[3].set(title="held-out retrieval", xlabel="epoch", ylim=(0, 1))
     axes[3].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

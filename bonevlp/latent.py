@@ -28,10 +28,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from bonevlp.evaluate.probe import check_binary_labels, check_features
+from bonevlp.plotting import save_figure
 
 LABEL_NAMES = {0: "normal", 1: "abnormal"}
 LABEL_COLORS = {0: "#1f77b4", 1: "#d62728"}
-DPI = 150
 KNN_NEIGHBORS = 5
 CV_FOLDS = 5
 
@@ -211,5 +211,5 @@ def latent_space_figures(
             "lda_labels": _lda_figure(scores, test_y, auroc, len(train_x), f"LDA on MURA labels — {ckpt_name}"),
         }
         for key, fig in figures.items():
-            fig.savefig(paths[key], dpi=DPI, bbox_inches="tight")
+            save_figure(fig, paths[key])
     return paths

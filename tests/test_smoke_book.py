@@ -1,0 +1,66 @@
+"""The whole chain, end to end, on the smoke profile: every figure and table exists and holds finite numbers."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bonevlp.book import run_book
+
+FIGURES = [
+    "synthetic_samples.png",
+    "pretrain_curves_vlp.png",
+    *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp")),
+]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    report = run_book("smoke", runs_dir=runs, progress=False)
+    return report
+
+
+@pytest.mark.book
+def test_every_stage_ran_and_saved_its_notebook(smoke_run):
+    assert [s.name for s in smoke_run.stages] == ["00_data", "02_pretrain", "03_latent_space", "04_downstream"]
+    assert all(s.status == "ran" and s.notebook.is_file() for s in smoke_run.stages)
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_exist_and_are_images(smoke_run, name):
+    path = smoke_run.figures_dir / name
+    with Image.open(path) as img:
+        assert img.size[0] > 300 and img.size[1] > 200
+        assert np.asarray(img.convert("L")).std() > 5  # not a blank canvas
+
+
+@pytest.mark.book
+def test_probe_table_holds_finite_numbers_for_both_inits(smoke_run):
+    table = pd.read_csv(smoke_run.run_dir / "tables" / "mura_linear_probe.csv")
+    assert list(table["init"]) == ["random", "vlp"]
+    numeric = table.drop(columns=["init"]).to_numpy(dtype=float)
+    assert np.isfinite(numeric).all()
+    assert table["AUROC"].between(0, 1).all() and (table["AUROC 95% CI_lo"] <= table["AUROC 95% CI_hi"]).all()
+    assert "| random |" in (smoke_run.run_dir / "tables" / "mura_linear_probe.md").read_text()
+    metrics = json.loads((smoke_run.run_dir / "metrics" / "mura_linear_probe.json").read_text())
+    assert [row["init"] for row in metrics] == ["random", "vlp"]
+
+
+@pytest.mark.book
+def test_latent_table_and_training_history_are_finite(smoke_run):
+    table = pd.read_csv(smoke_run.run_dir / "tables" / "latent_space.csv")
+    assert np.isfinite(table.drop(columns=["model"]).to_numpy(dtype=float)).all()
+    config = json.loads((smoke_run.run_dir / "checkpoints" / "vlp" / "config.json").read_text())
+    epochs = config["history"]["epochs"]
+    assert len(epochs) == 2 and all(math.isfinite(e["val_loss"]) for e in epochs)
+
+
+@pytest.mark.book
+def test_second_run_skips_every_stage(smoke_run):
+    again = run_book("smoke", runs_dir=smoke_run.run_dir.parent, progress=False)
+    assert [s.status for s in again.stages] == ["skipped"] * 4
