@@ -4,7 +4,7 @@ Each sub-command is one entry of COMMANDS: its help line and a function that add
 and sets `handler`, the function run with the parsed arguments that returns the exit status. A module adds a
 sub-command (`bonevlp data check NAME`, `bonevlp train --config FILE`) with one entry there.
 
-Exit status: 0 success, 1 a book stage failed, 2 bad arguments or a bad profile.
+Exit status: 0 success, 1 a book stage failed or a dataset check found a fault, 2 bad arguments or a bad profile.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bonevlp import book, paths
+from bonevlp.data import manifest
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,41 @@ def _book_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- bonevlp data
+
+
+def _configure_data(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    check = actions.add_parser("check", help="validate a dataset of data_manifest.yaml and print its counts")
+    check.add_argument("name", help="a dataset name of data_manifest.yaml (bonevlp data list)")
+    check.add_argument("--root", type=Path, help="the dataset's folder, instead of its root_env variable or root")
+    check.set_defaults(handler=_data_check)
+
+    listing = actions.add_parser("list", help="the datasets of data_manifest.yaml, their roots and whether they exist")
+    listing.set_defaults(handler=_data_list)
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    entry = manifest.get_entry(args.name)  # an unknown name or a broken manifest is a bad argument: exit 2
+    try:
+        report = manifest.check_entry(entry, args.root)
+    except (FileNotFoundError, ValueError) as exc:  # the dataset itself is missing or malformed
+        print(exc, file=sys.stderr)
+        return 1
+    print(report)
+    return 0
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    for entry in manifest.load_manifest().values():
+        root = manifest.resolve_root(entry)
+        found = "found" if root.is_dir() else "missing"
+        print(f"{entry.name} ({entry.kind})\n  {root} [{found}; set ${entry.root_env} to move it]")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "book": Command("run the notebook book of a profile, or list the profiles", _configure_book),
+    "data": Command("check a dataset of data_manifest.yaml, or list them", _configure_data),
 }
