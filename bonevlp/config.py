@@ -7,9 +7,8 @@ so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
@@ -116,10 +115,3 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise FileNotFoundError(f"training config {path} does not exist")
     return from_dict(TrainConfig, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
 
-
-def to_dict(config: Any) -> dict[str, Any]:
-    return asdict(config)
-
-
-def save_json(data: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
