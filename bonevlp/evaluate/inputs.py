@@ -17,7 +17,10 @@ RANDOM = "random"  # name of the random-init baseline in figures and tables
 
 
 def models_to_compare(checkpoints_dir: str | Path, names: list[str], seed: int) -> dict[str, DualEncoder]:
-    """{"random": same architecture untrained, name: pretrained model} for each checkpoint name."""
+    """{"random": untrained, name: pretrained model} for each checkpoint name.
+
+    The random baseline has the architecture and preprocessing of the first checkpoint named.
+    """
     if not names:
         raise ValueError("name at least one pretrained checkpoint to compare with random init")
     loaded = {name: load_checkpoint(Path(checkpoints_dir) / name) for name in names}
