@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from bonevlp.checkpoint import load_checkpoint, save_checkpoint
 from bonevlp.config import TrainConfig, load_train_config
 from bonevlp.data.images import image_transform
-from bonevlp.data.mura import read_mura, read_reports
+from bonevlp.data.mura import check_reports_cover, read_mura, read_reports
 from bonevlp.data.pairs import PairDataset, Study, collate_pairs
 from bonevlp.data.splits import load_or_create_split
 from bonevlp.evaluate.retrieval import retrieval_metrics
@@ -50,10 +50,9 @@ def pretraining_studies(cfg: TrainConfig) -> dict[str, list[tuple[str, list[str]
     """Per fold ('train', 'val'): (study, image paths, report) from MURA train and the report table."""
     images = read_mura(cfg.data_root, "train")
     images["fold"] = load_or_create_split(images, split_path(cfg), cfg.val_fraction, cfg.seed)
-    reports = read_reports(Path(cfg.data_root) / "reports.csv")
-    missing = sorted(set(images["study"]) - set(reports))
-    if missing:
-        raise ValueError(f"{len(missing)} MURA train studies have no report in reports.csv, e.g. {missing[0]}")
+    source = Path(cfg.data_root) / "reports.csv"
+    reports = read_reports(source)
+    check_reports_cover(images["study"], reports, source)
     out: dict[str, list[tuple[str, list[str], str]]] = {"train": [], "val": []}
     for (fold, study), group in images.groupby(["fold", "study"], sort=True):
         out[fold].append((study, sorted(group["abs_path"]), reports[study]))

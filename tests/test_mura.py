@@ -117,3 +117,12 @@ def test_split_file_is_written_once_and_reused(tmp_path):
     bigger = pd.DataFrame({"patient": ["p0", "p99"]})
     with pytest.raises(ValueError, match="no fold for 1 patient.*p99"):
         load_or_create_split(bigger, path, 0.25, seed=0)
+
+
+def test_every_study_needs_a_report(tmp_path):
+    from bonevlp.data.csvtable import DataFormatError
+    from bonevlp.data.mura import check_reports_cover
+
+    check_reports_cover(["a/", "b/"], {"a/": "x", "b/": "y", "c/": "z"}, "r.csv")
+    with pytest.raises(DataFormatError, match=r"r\.csv: 1 studies have no report, e\.g\. b/"):
+        check_reports_cover(["a/", "b/"], {"a/": "x"}, "r.csv")

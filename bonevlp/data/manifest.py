@@ -18,7 +18,7 @@ import yaml
 from bonevlp.data import csvtable
 from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.mura import SPLITS as MURA_SPLITS
-from bonevlp.data.mura import read_mura, read_reports
+from bonevlp.data.mura import check_reports_cover, read_mura, read_reports
 from bonevlp.data.oai_kl import SPLITS as OAI_SPLITS
 from bonevlp.data.oai_kl import read_oai_kl
 from bonevlp.data.rsna_boneage import SPLITS as RSNA_SPLITS
@@ -142,9 +142,7 @@ def _count_synthetic(root: Path) -> dict[str, int]:
     frames = {split: read_mura(root, split) for split in MURA_SPLITS}
     source = root / "reports.csv"
     reports = read_reports(source)
-    without = [study for study in pd.concat(frames.values())["study"].unique() if study not in reports]
-    if without:
-        raise csvtable.DataFormatError(f"{source}: {len(without)} studies have no report, e.g. {without[0]}")
+    check_reports_cover(pd.concat(frames.values())["study"], reports, source)
     return _mura_counts(frames) | {"reports": len(reports)}
 
 

@@ -7,9 +7,12 @@ loader. Every image inherits the label of its study; patients are parsed from th
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+from bonevlp.data.csvtable import DataFormatError, line, read_table
 
 MURA_DIR = "MURA-v1.1"
 SPLITS = ("train", "valid")
@@ -17,7 +20,7 @@ BODY_PARTS = ("ELBOW", "FINGER", "FOREARM", "HAND", "HUMERUS", "SHOULDER", "WRIS
 COLUMNS = ["path", "abs_path", "study", "patient", "body_part", "label", "split"]
 
 
-class MuraFormatError(ValueError):
+class MuraFormatError(DataFormatError):
     """A MURA tree that does not follow the official layout; the message names the file and line."""
 
 
@@ -93,28 +96,20 @@ def _check_exist(frame: pd.DataFrame, source: Path) -> None:
 def read_reports(path: str | Path) -> dict[str, str]:
     """Study path -> report text, from a two-column CSV (`study`, `report`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"report table {path} is missing")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    table = read_table(path, ["study", "report"], hint=" (the report table: study,report)")
     if list(table.columns) != ["study", "report"]:
         raise MuraFormatError(f"{path}: expected the columns ['study', 'report'], got {list(table.columns)}")
-    empty = table.index[table["report"].str.strip() == ""].tolist()
+    empty = table.index[table["report"] == ""].tolist()
     if empty:
-        raise MuraFormatError(f"{path}: {len(empty)} empty report(s), e.g. row {empty[0] + 2} ({table.study[empty[0]]})")
+        raise MuraFormatError(f"{path}: {len(empty)} empty report(s), e.g. row {line(empty[0])} ({table.study[empty[0]]})")
     dup = table["study"][table["study"].duplicated()].tolist()
     if dup:
         raise MuraFormatError(f"{path}: study {dup[0]} has more than one report")
     return dict(zip(table["study"], table["report"]))
 
 
-def read_mura_folds(root: str | Path, split_file: str | Path, val_fraction: float, seed: int) -> pd.DataFrame:
-    """MURA train and valid with a `fold` column: train/val from the patient-grouped split file, test = valid.
-
-    The official valid split is the test set (the real test set is hidden), as in the paper.
-    """
-    from bonevlp.data.splits import load_or_create_split
-
-    train = read_mura(root, "train")
-    train["fold"] = load_or_create_split(train, split_file, val_fraction, seed)
-    test = read_mura(root, "valid").assign(fold="test")
-    return pd.concat([train, test], ignore_index=True)
+def check_reports_cover(studies: Iterable[str], reports: dict[str, str], source: str | Path) -> None:
+    """Every study has its report: a pretraining pair cannot be made without one."""
+    without = sorted(set(studies) - set(reports))
+    if without:
+        raise MuraFormatError(f"{source}: {len(without)} studies have no report, e.g. {without[0]}")
