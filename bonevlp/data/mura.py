@@ -113,3 +113,16 @@ def check_reports_cover(studies: Iterable[str], reports: dict[str, str], source:
     without = sorted(set(studies) - set(reports))
     if without:
         raise MuraFormatError(f"{source}: {len(without)} studies have no report, e.g. {without[0]}")
+
+
+def read_mura_folds(root: str | Path, split_file: str | Path, val_fraction: float, seed: int) -> pd.DataFrame:
+    """MURA train and valid with a `fold` column: train/val from the patient-grouped split file, test = valid.
+
+    The official valid split is the test set (the real test set is hidden), as in the paper.
+    """
+    from bonevlp.data.splits import load_or_create_split
+
+    train = read_mura(root, "train")
+    train["fold"] = load_or_create_split(train, split_file, val_fraction, seed)
+    test = read_mura(root, "valid").assign(fold="test")
+    return pd.concat([train, test], ignore_index=True)
