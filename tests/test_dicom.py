@@ -1,6 +1,5 @@
 """DICOM ingestion on real radiographs (pydicom-data's RG3 tibia CR) and on small synthetic datasets."""
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from bonevlp.data.corpus import attach_reports, read_corpus
 from bonevlp.data.dicom import DicomError, convert_dicom_folder, fit_size, read_dicom, to_uint
 
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
@@ -142,30 +142,43 @@ def test_folder_conversion_raises_on_a_corrupt_file_by_default(export, tmp_path)
         convert_dicom_folder(export, tmp_path / "out", max_size=256)
 
 
-def test_folder_conversion_groups_studies_and_writes_no_phi(export, tmp_path):
+def test_folder_conversion_writes_the_corpus_format_and_no_phi(export, tmp_path):
     dst = tmp_path / "out"
     report = convert_dicom_folder(export, dst, bits=16, max_size=256, salt="secret", on_error="skip")
     assert (report.n_studies, report.n_images) == (3, 4)
     assert report.not_dicom == [export / "notes.txt"]
     assert [path.name for path, _ in report.failed] == ["broken.dcm"] and "broken.dcm" in report.failed[0][1]
 
-    with report.csv_path.open() as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(int(row["n_images"]) for row in rows) == [1, 1, 2]
-    assert set(report.study_keys.values()) == {row["study_key"] for row in rows}
-    two = next(row for row in rows if row["n_images"] == "2")
-    assert (two["modality"], two["body_part"], two["view"]) == ("CR", "EXTREMITY", "AP;AP")
-    for row in rows:
-        for image in row["images"].split(";"):
-            with Image.open(dst / image) as png:
-                assert png.mode == "I;16" and max(png.size) in (8, 256)  # the 8x8 synthetic one is not upscaled
+    frame = read_corpus(dst, require_reports=False)  # the reports are joined later
+    studies = frame.groupby("study").first()
+    assert set(studies.index) == set(report.study_keys.values())
+    assert sorted(studies["n_images"].astype(int)) == [1, 1, 2] and (studies["report"] == "").all()
+    two = studies[studies["n_images"] == "2"].iloc[0]
+    assert (two["modality"], two["body_part"], two["views"]) == ("CR", "EXTREMITY", "AP;AP")
+    assert sorted(frame["view"]) == [1, 1, 1, 2]  # images/<study>/<k>.png, k from 1
+    # the two RG3 studies share their PatientID, the synthetic one has its own
+    assert studies["patient"].nunique() == 2 and set(studies["patient"]) == set(report.patient_keys.values())
+    for path in frame["abs_path"]:
+        with Image.open(path) as png:
+            assert png.mode == "I;16" and max(png.size) in (8, 256)  # the 8x8 synthetic one is not upscaled
 
-    phi = {*SYNTHETIC_PHI.values(), *report.study_keys}
+    phi = {*SYNTHETIC_PHI.values(), *report.study_keys, *report.patient_keys}
     for name in ("RG3_UNCR.dcm", "RG3_UNCI.dcm"):
         ds = pydicom.dcmread(_testdata(name), stop_before_pixels=True)
-        phi |= {str(ds.get(tag, "")) for tag in ("PatientName", "PatientID", "StudyDate", "PatientBirthDate")} - {""}
+        tags = ("PatientName", "PatientID", "StudyDate", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber")
+        phi |= {str(ds.get(tag, "")) for tag in tags} - {""}
     written = [path.read_bytes() for path in dst.rglob("*") if path.is_file()]
     assert not [value for value in phi for data in written if value.encode() in data]
 
     again = convert_dicom_folder(export, tmp_path / "again", max_size=64, salt="secret", on_error="skip")
     assert again.study_keys == report.study_keys  # the same salt gives the same keys
+    assert again.patient_keys == report.patient_keys
+
+
+def test_ris_reports_are_joined_by_study_uid(export, tmp_path):
+    dst = tmp_path / "out"
+    report = convert_dicom_folder(export, dst, salt="secret", on_error="skip")
+    ris = {uid: f"Compte rendu {k}.\nConclusion : normal." for k, uid in enumerate(report.study_keys)}
+    assert attach_reports(dst, {report.study_keys[uid]: text for uid, text in ris.items()}) == 0
+    frame = read_corpus(dst)
+    assert set(frame["report"]) == set(ris.values())

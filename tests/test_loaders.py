@@ -1,12 +1,13 @@
-"""The FracAtlas, RSNA Bone Age and OAI KL loaders on tiny hand-made trees in their official layouts, and broken."""
+"""The FracAtlas, RSNA Bone Age and OAI KL loaders on tiny hand-made trees in their official layouts, and broken.
 
-import json
+The trees come from tests/layouts.py; MURA's tests are in test_mura.py, the corpus's in test_corpus.py.
+"""
+
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from layouts import FRAC_ROWS, make_fracatlas, make_oai, make_rsna, replace_in
 
 from bonevlp.data.csvtable import DataFormatError
 from bonevlp.data.fracatlas import read_fracatlas
@@ -14,45 +15,7 @@ from bonevlp.data.manifest import check_dataset
 from bonevlp.data.oai_kl import read_oai_kl
 from bonevlp.data.rsna_boneage import read_rsna_boneage
 
-
-def save_image(path: Path, value: int = 100) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((8, 8), value, np.uint8)).save(path)
-
-
-def replace_in(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-
-
 # ------------------------------------------------------------------------------------------------- FracAtlas
-
-FRAC_HEADER = "image_id,hand,leg,hip,shoulder,mixed,hardware,multiscan,fractured,fracture_count,frontal,lateral,oblique"
-FRAC_ROWS = [  # image_id, fractured, hand
-    ("IMG0000001.jpg", 1, 1),
-    ("IMG0000002.jpg", 0, 0),
-    ("IMG0000003.jpg", 0, 1),
-]
-
-
-def make_fracatlas(root: Path, coco: bool = True) -> Path:
-    lines = [FRAC_HEADER]
-    for image, fractured, hand in FRAC_ROWS:
-        lines.append(f"{image},{hand},{1 - hand},0,0,0,0,0,{fractured},{fractured},1,0,0")
-        save_image(root / "images" / ("Fractured" if fractured else "Non_fractured") / image)
-    (root / "dataset.csv").write_text("\n".join(lines) + "\n")
-    if coco:
-        annotations = {
-            "images": [{"id": 7, "file_name": "IMG0000001.jpg", "width": 8, "height": 8}],
-            "annotations": [
-                {"id": 1, "image_id": 7, "category_id": 1, "bbox": [1, 2, 3, 4]},
-                {"id": 2, "image_id": 7, "category_id": 1, "bbox": [4.5, 4, 2, 2]},
-            ],
-        }
-        (root / "Annotations/COCO JSON").mkdir(parents=True)
-        (root / "Annotations/COCO JSON/COCO_fracture_masks.json").write_text(json.dumps(annotations))
-    return root
 
 
 def test_fracatlas_reads_labels_flags_and_boxes(tmp_path):
@@ -107,16 +70,6 @@ def test_fracatlas_bad_coco_box(tmp_path):
 # -------------------------------------------------------------------------------------------- RSNA Bone Age
 
 
-def make_rsna(root: Path) -> Path:
-    (root / "train.csv").write_text("id,boneage,male\n1377,180,False\n1378,12,True\n1379,94.5,True\n")
-    for image_id in (1377, 1378, 1379):
-        save_image(root / "boneage-training-dataset" / f"{image_id}.png")
-    (root / "Validation Dataset.csv").write_text("Image ID,male,Bone Age (months)\n1386,FALSE,30\n1392,TRUE,162\n")
-    save_image(root / "boneage-validation-dataset-1" / "1386.png")
-    save_image(root / "boneage-validation-dataset-2" / "1392.png")
-    return root
-
-
 def test_rsna_reads_train_and_validation(tmp_path):
     train = read_rsna_boneage(make_rsna(tmp_path), "train")
     assert list(train.columns) == ["path", "abs_path", "id", "boneage_months", "male"]
@@ -151,21 +104,6 @@ def test_rsna_bad_label_names_file_and_line(tmp_path, old, new, bad):
 
 # --------------------------------------------------------------------------------------------------- OAI KL
 
-OAI_CSVS = {  # 2.0: pandas writes a grade column with empty cells as floats
-    "train": "ID,RXRKL,LXRKL,file\n"
-    "9000099,2,3,9000099_00m.png\n9000099,2.0,,9000099_12m.png\n9000296,0,1,9000296_00m.png\n",
-    "val": "ID,RXRKL,LXRKL,file\n9000622,4,4,9000622_00m.png\n",
-    "test": "ID,RXRKL,LXRKL,file\n9000099,,1,9000099_24m.png\n",
-}
-
-
-def make_oai(root: Path) -> Path:
-    for split, text in OAI_CSVS.items():
-        (root / f"kl_{split}.csv").write_text(text)
-        for line in text.splitlines()[1:]:
-            save_image(root / "images" / line.rsplit(",", 1)[1])
-    return root
-
 
 def test_oai_reads_both_knees_with_the_participant_as_group(tmp_path):
     frame = read_oai_kl(make_oai(tmp_path), "train")
@@ -195,3 +133,20 @@ def test_oai_bad_grade_names_file_and_line(tmp_path):
     replace_in(make_oai(tmp_path) / "kl_train.csv", "2.0,,", "2.0,5,")
     with pytest.raises(DataFormatError, match=r"line 3 of .*kl_train\.csv: bad label '5' in column 'LXRKL'"):
         read_oai_kl(tmp_path, "train")
+
+
+# ------------------------------------------------------------------------------------------ every loader
+
+
+@pytest.mark.parametrize(
+    ("make", "csv", "column", "read"),
+    [
+        (make_fracatlas, "dataset.csv", "fractured", read_fracatlas),
+        (make_rsna, "train.csv", "boneage", lambda root: read_rsna_boneage(root, "train")),
+        (make_oai, "kl_test.csv", "RXRKL", lambda root: read_oai_kl(root, "test")),
+    ],
+)
+def test_a_missing_column_names_the_file_and_the_header(tmp_path, make, csv, column, read):
+    replace_in(make(tmp_path) / csv, column, "renamed")
+    with pytest.raises(DataFormatError, match=rf"{csv}: missing column\(s\) \['{column}'\]; the header has"):
+        read(tmp_path)

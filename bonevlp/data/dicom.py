@@ -1,4 +1,4 @@
-"""DICOM radiographs turned into display-ready grayscale images, and hospital exports into PNG study folders.
+"""DICOM radiographs turned into display-ready grayscale images, and hospital exports into the corpus format.
 
 Pixel pipeline, in the order the standard's display chain applies it (PS3.3 C.11):
 decode (pydicom; Pillow decodes JPEG and JPEG 2000) -> Modality LUT (rescale slope / intercept) -> VOI LUT or
@@ -6,11 +6,11 @@ window centre / width -> MONOCHROME1 inversion, so bone is always bright. Rows a
 projection radiographs are stored in their display orientation.
 
 Patient metadata (ids, UIDs) stays in memory: nothing here writes it, because it is protected health information.
+`convert_dicom_folder` writes the pretraining corpus format of `bonevlp.data.corpus` under salted pseudonyms.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import secrets
 from collections.abc import Iterator
@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.misc import is_dicom
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from bonevlp.data.corpus import write_studies
 
 # Without a VOI LUT or a window, the display window spans these percentiles of the modality values: min-max would be
 # driven by a few hot pixels, burned-in markers or collimator edges.
@@ -61,7 +64,8 @@ class ConversionReport:
     n_images: int
     not_dicom: list[Path]  # files without the DICOM preamble, ignored
     failed: list[tuple[Path, str]]  # (file, reason), only with on_error="skip"
-    study_keys: dict[str, str] = field(repr=False)  # StudyInstanceUID -> study_key; in memory only (PHI)
+    study_keys: dict[str, str] = field(repr=False)  # StudyInstanceUID -> study pseudonym; in memory only (PHI)
+    patient_keys: dict[str, str] = field(repr=False)  # PatientID -> patient pseudonym; in memory only (PHI)
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -150,14 +154,17 @@ def fit_size(image: np.ndarray, max_size: int | None) -> np.ndarray:
     return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
-def study_key(study_uid: str, salt: str) -> str:
-    """A non-identifying folder name for a study: a salted hash, so the UID cannot be looked up without the salt."""
-    return hashlib.sha256(f"{salt}:{study_uid}".encode()).hexdigest()[:16]
+def pseudonym(identifier: str, salt: str, kind: str) -> str:
+    """A non-identifying name for a study or patient identifier: a salted hash, not reversible without the salt.
+
+    `kind` ("study", "patient") is hashed too, so a study and a patient with the same identifier differ.
+    """
+    return hashlib.sha256(f"{salt}:{kind}:{identifier}".encode()).hexdigest()[:16]
 
 
 @dataclass
 class _Study:
-    images: list[str] = field(default_factory=list)
+    patient: str
     views: list[str] = field(default_factory=list)
     modalities: dict[str, None] = field(default_factory=dict)  # ordered sets
     body_parts: dict[str, None] = field(default_factory=dict)
@@ -171,20 +178,23 @@ def convert_dicom_folder(
     salt: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
 ) -> ConversionReport:
-    """Write every DICOM radiograph under `src` as `dst/images/<study_key>/<k>.png`, plus `dst/studies.csv`.
+    """Convert every DICOM radiograph under `src` into the corpus format under `dst` (see bonevlp.data.corpus).
 
     Files are found by their DICOM preamble, not their extension, and taken in sorted path order. Studies are
-    grouped by StudyInstanceUID under a salted-hash key; without a `salt` a random one is drawn, so keys differ
-    between calls: pass a secret salt to keep them stable. studies.csv holds study_key, n_images, images and views
-    (";"-separated, aligned), modality and body_part; no name, patient id, UID or date is written. A bad file
-    raises a `DicomError` naming it (files already written stay), or with on_error="skip" is listed in the report.
+    grouped by StudyInstanceUID under a salted pseudonym, their images written as `dst/images/<study>/<k>.png`
+    (k = 1, 2, ...), and patients named by the salted pseudonym of their PatientID (a study without one is its own
+    patient). Without a `salt` a random one is drawn, so names differ between calls: pass a secret salt to keep
+    them stable. `dst/studies.csv` holds study, patient, report (empty: join the RIS reports with
+    `bonevlp.data.corpus.attach_reports`), n_images, views (";"-separated ViewPosition per image), modality and
+    body_part; no name, patient id, UID or date is written. A bad file raises a `DicomError` naming it (files
+    already written stay), or with on_error="skip" is listed in the report.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     src, dst = Path(src), Path(dst)
     salt = secrets.token_hex(16) if salt is None else salt
     studies: dict[str, _Study] = {}
-    report = ConversionReport(dst / "studies.csv", 0, 0, not_dicom=[], failed=[], study_keys={})
+    report = ConversionReport(dst / "studies.csv", 0, 0, not_dicom=[], failed=[], study_keys={}, patient_keys={})
     for path in _files(src):
         if not is_dicom(path):
             report.not_dicom.append(path)
@@ -196,17 +206,34 @@ def convert_dicom_folder(
                 raise
             report.failed.append((path, str(err)))
             continue
-        key = report.study_keys.setdefault(image.study_uid, study_key(image.study_uid, salt))
-        study = studies.setdefault(key, _Study())
-        relative = f"images/{key}/{len(study.images)}.png"
-        _write_png(fit_size(image.pixels, max_size), dst / relative, bits)
-        study.images.append(relative)
+        key = report.study_keys.setdefault(image.study_uid, pseudonym(image.study_uid, salt, "study"))
+        if key not in studies:
+            studies[key] = _Study(patient=_patient(image.patient_id, key, salt, report.patient_keys))
+        study = studies[key]
         study.views.append(image.view_position)
         study.modalities[image.modality] = None
         study.body_parts[image.body_part] = None
-    _write_studies_csv(studies, report.csv_path)
-    report.n_studies, report.n_images = len(studies), sum(len(s.images) for s in studies.values())
+        _write_png(fit_size(image.pixels, max_size), dst / "images" / key / f"{len(study.views)}.png", bits)
+    write_studies(dst, _studies_table(studies))
+    report.n_studies, report.n_images = len(studies), sum(len(s.views) for s in studies.values())
     return report
+
+
+def _patient(patient_id: str, study: str, salt: str, keys: dict[str, str]) -> str:
+    """The patient's pseudonym, remembered in `keys`; the study's own key when the file has no PatientID."""
+    if not patient_id:
+        return study
+    return keys.setdefault(patient_id, pseudonym(patient_id, salt, "patient"))
+
+
+def _studies_table(studies: dict[str, _Study]) -> pd.DataFrame:
+    """studies.csv's rows: the report is left empty until the RIS reports are attached."""
+    columns = ["study", "patient", "report", "n_images", "views", "modality", "body_part"]
+    rows = [
+        [key, s.patient, "", len(s.views), ";".join(s.views), ";".join(s.modalities), ";".join(s.body_parts)]
+        for key, s in studies.items()
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _files(root: Path) -> Iterator[Path]:
@@ -218,13 +245,3 @@ def _files(root: Path) -> Iterator[Path]:
 def _write_png(image: np.ndarray, path: Path, bits: Literal[8, 16]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint(image, bits)).save(path)
-
-
-def _write_studies_csv(studies: dict[str, _Study], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["study_key", "n_images", "images", "modality", "body_part", "view"])
-        for key, study in studies.items():
-            row = [";".join(study.images), ";".join(study.modalities), ";".join(study.body_parts)]
-            writer.writerow([key, len(study.images), *row, ";".join(study.views)])

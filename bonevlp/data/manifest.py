@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bonevlp.data import csvtable
+from bonevlp.data.corpus import read_corpus, read_corpus_patients
 from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.mura import SPLITS as MURA_SPLITS
 from bonevlp.data.mura import check_reports_cover, read_mura, read_reports
@@ -138,7 +138,15 @@ def _mura_counts(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
 
 
 def _count_synthetic(root: Path) -> dict[str, int]:
-    """MURA's counts, and every study must have its report (the pretraining pairs)."""
+    """Each sub-dataset of the world through its own loader; the keys start with the sub-dataset's name."""
+    counts = {}
+    for name, (folder, count) in SYNTHETIC_PARTS.items():
+        counts |= {f"{name} {key}": value for key, value in count(root / folder).items()}
+    return counts
+
+
+def _count_mura_with_reports(root: Path) -> dict[str, int]:
+    """MURA's counts, and every study must have its report in reports.csv beside MURA-v1.1/ (the pretraining pairs)."""
     frames = {split: read_mura(root, split) for split in MURA_SPLITS}
     source = root / "reports.csv"
     reports = read_reports(source)
@@ -177,24 +185,24 @@ def _count_rsna_boneage(root: Path) -> dict[str, int]:
     return counts
 
 
-def _count_hospital_export(root: Path) -> dict[str, int]:
-    """The template's layout: studies.csv (study, patient, report) and images/<study>/<k>.png, k = 1, 2, ..."""
-    source = root / "studies.csv"
-    table = csvtable.read_table(source, ["study", "patient", "report"], ": see hospital_export in data_manifest.yaml")
-    csvtable.check_unique(table, "study", source)
-    n_images = 0
-    for index, row in table.iterrows():
-        for column in ("study", "patient", "report"):
-            if not row[column]:
-                raise csvtable.bad_value(source, index, "value", column, "", "expected a study, a patient and a report")
-        if "/" in row["study"]:
-            raise csvtable.bad_value(source, index, "id", "study", row["study"], "expected a folder name, no '/'")
-        folder = root / "images" / row["study"]
-        if not (folder / "1.png").is_file():
-            raise FileNotFoundError(f"{folder / '1.png'} is missing (line {csvtable.line(index)} of {source})")
-        n_images += sum(1 for image in folder.glob("*.png") if image.stem.isdigit())
-    return {"studies": len(table), "patients": table["patient"].nunique(), "images": n_images}
+def _count_corpus(root: Path) -> dict[str, int]:
+    """The corpus format (bonevlp.data.corpus): every study with its report and its images, and patients.csv."""
+    frame = read_corpus(root)
+    counts = {"studies": frame["study"].nunique(), "patients": frame["patient"].nunique(), "images": len(frame)}
+    patients = read_corpus_patients(root)
+    if patients is not None:
+        counts["patients with metadata"] = len(set(frame["patient"]) & set(patients["patient"]))
+    return counts
 
+
+# name -> (folder under the synthetic root, its check)
+SYNTHETIC_PARTS: dict[str, tuple[str, Callable[[Path], dict[str, int]]]] = {
+    "mura": (".", _count_mura_with_reports),
+    "corpus": ("corpus", _count_corpus),
+    "fracatlas": ("fracatlas", _count_fracatlas),
+    "oai": ("oai", _count_oai_kl),
+    "rsna_boneage": ("rsna_boneage", _count_rsna_boneage),
+}
 
 CHECKS: dict[str, Callable[[Path], dict[str, int]]] = {
     "synthetic": _count_synthetic,
@@ -202,5 +210,5 @@ CHECKS: dict[str, Callable[[Path], dict[str, int]]] = {
     "fracatlas": _count_fracatlas,
     "oai_kl": _count_oai_kl,
     "rsna_boneage": _count_rsna_boneage,
-    "hospital_export": _count_hospital_export,
+    "hospital_export": _count_corpus,
 }
