@@ -1,38 +1,48 @@
-"""The synthetic world: MURA v1.1 layout, consistent ground truth and reports, byte-level determinism."""
+"""The synthetic world on disk: every layout read by its loader, ground truth consistent with it, exact PHI spans,\nbyte-level determinism."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from bonevlp.data.corpus import read_corpus
+from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.mura import read_mura, read_reports
+from bonevlp.data.oai_kl import read_oai_kl
+from bonevlp.data.rsna_boneage import read_rsna_boneage
 from bonevlp.data.synthetic import (
     BODY_PARTS,
+    COHORTS,
     FINDINGS,
     MURA_DIR,
-    TRUTH_COLUMNS,
+    MURA_PARTS,
     VIEWS,
     WorldSpec,
     generate_world,
-    render_image,
     sample_studies,
-    write_report,
 )
+from bonevlp.data.synthetic.generate import IMAGE_COLUMNS
+from bonevlp.data.synthetic.reports import SECTION_TITLES
 
-SMALL = WorldSpec(seed=3, n_patients=24, image_size=48, abnormal_rate=0.5, max_images_per_study=4)
+SMALL = WorldSpec(
+    seed=3, n_patients=24, image_size=48, abnormal_rate=0.5, max_images_per_study=4, n_corpus_patients=60,
+    n_fracatlas_images=24, n_oai_patients=8, n_rsna_images=10,
+)  # fmt: skip
+TINY = WorldSpec(
+    n_patients=4, image_size=32, n_corpus_patients=4, n_fracatlas_images=3, n_oai_patients=3, n_rsna_images=3
+)
 PART_WORDS = {
     "ELBOW": "coude", "FINGER": "doigt", "FOREARM": "avant-bras", "HAND": "main",
     "HUMERUS": "humérus", "SHOULDER": "épaule", "WRIST": "poignet",
 }  # fmt: skip
-NEGATIONS = ("pas de", "absence", "normale")
 IMAGE_PATH = re.compile(
-    rf"MURA-v1\.1/(train|valid)/XR_({'|'.join(BODY_PARTS)})/patient\d{{5}}/study\d+_(positive|negative)/image[1-4]\.png"
+    rf"MURA-v1\.1/(train|valid)/XR_({'|'.join(MURA_PARTS)})/patient\d{{5}}/study\d+_(positive|negative)/image[1-4]\.png"
 )
 
 
@@ -78,49 +88,114 @@ def test_the_mura_loader_reads_the_world(world: Path) -> None:
     assert {study for frame in frames for study in frame.study} == set(reports)
 
 
+def truth(world: Path) -> pd.DataFrame:
+    return pd.read_csv(world / "truth" / "images.csv", keep_default_na=False, dtype=str)
+
+
 def test_truth_is_consistent_with_the_tree(world: Path) -> None:
-    truth = pd.read_csv(world / "truth.csv", keep_default_na=False)
-    assert tuple(truth.columns) == TRUTH_COLUMNS
+    table = truth(world)
+    assert tuple(table.columns) == IMAGE_COLUMNS
+    assert set(table.cohort) == set(COHORTS)
+    assert all((world / path).is_file() for path in table.path)
+    mura = table[table.cohort == "mura"]
     listed = [row[0] for split in ("train", "valid") for row in rows(world / MURA_DIR / f"{split}_image_paths.csv")]
-    assert sorted(truth.path) == sorted(listed)
-    assert set(truth.finding) <= {"none", *FINDINGS} and set(truth.view) <= set(VIEWS)
-    assert (truth.label == (truth.finding != "none")).all()
-    assert all(path.startswith(study) for path, study in zip(truth.path, truth.study))
-    has_box = truth.x0 != ""
-    assert (has_box == (truth.finding != "none")).all()
-    boxes = truth[has_box][["x0", "y0", "x1", "y1"]].astype(int)
+    assert sorted(mura.path) == sorted(listed)
+    assert set(table.finding) <= {"none", *FINDINGS} and set(table.view) <= set(VIEWS)
+    has_box = table.x0 != ""
+    assert (has_box == (table.finding != "none")).all()
+    boxes = table[has_box][["x0", "y0", "x1", "y1"]].astype(int)
     assert ((boxes.x0 >= 0) & (boxes.y0 >= 0) & (boxes.x0 < boxes.x1) & (boxes.y0 < boxes.y1)).all()
     assert ((boxes.x1 <= SMALL.image_size) & (boxes.y1 <= SMALL.image_size)).all()
+    assert (table[table.finding == "hardware"].device != "").all() and (table[table.finding != "hardware"].device == "").all()
     world_json = json.loads((world / "world.json").read_text(encoding="utf-8"))
-    assert world_json["spec"]["seed"] == SMALL.seed and world_json["images"]["train"] == (truth.split == "train").sum()
+    assert world_json["spec"]["seed"] == SMALL.seed
+    assert {cohort: counts["images"] for cohort, counts in world_json.items() if cohort in COHORTS} == (
+        table.cohort.value_counts().to_dict()
+    )
 
 
-def test_every_study_has_one_french_report(world: Path) -> None:
+def test_cohorts_hold_what_their_datasets_hold(world: Path) -> None:
+    studies = truth(world).drop_duplicates(["cohort", "study"])
+    ages = studies.age_months.astype(int) / 12
+    by = studies.groupby("cohort")
+    assert set(by.get_group("mura").body_part) == set(MURA_PARTS)
+    assert set(by.get_group("corpus").body_part) == set(BODY_PARTS)
+    assert (ages[studies.cohort == "rsna"] < 19).all() and (by.get_group("rsna").bone_age_months != "").all()
+    assert (ages[studies.cohort == "corpus"] < 18).any() and (ages[studies.cohort == "mura"] >= 18).all()
+    oai = by.get_group("oai")
+    assert (oai.laterality == "B").all() and (oai.kl_right != "").all() and (oai.kl_left != "").all()
+    knees = studies[(studies.body_part == "KNEE") & (studies.cohort == "corpus")]
+    assert ((knees.kl_right != "") != (knees.kl_left != "")).all()  # a single knee has the grade of its side
+    assert (studies[studies.body_part == "SPINE"].laterality == "").all()
+
+
+def test_every_mura_study_has_one_phi_free_french_report(world: Path) -> None:
     reports = pd.read_csv(world / "reports.csv", keep_default_na=False)
-    truth = pd.read_csv(world / "truth.csv", keep_default_na=False).drop_duplicates("study").set_index("study")
+    mura = truth(world).query("cohort == 'mura'").drop_duplicates("study").set_index("study")
     assert list(reports.columns) == ["study", "report"]
-    assert sorted(reports.study) == sorted(truth.index)
+    assert sorted(reports.study) == sorted(mura.index)
     for study, report in zip(reports.study, reports.report):
-        for header in ("Indication :", "Technique :", "Résultat :", "Conclusion :"):
-            assert header in report
-        assert PART_WORDS[truth.body_part[study]] in report
-        if truth.label[study] == 0:
-            assert any(word in report.lower() for word in NEGATIONS)
+        for titles in SECTION_TITLES.values():
+            assert any(title.lower() in report.lower() for title in titles), report
+        assert PART_WORDS[mura.body_part[study]] in report
+        assert not re.search(r"\d{2}[/.]\d{2}[/.]\d{2,4}", report), report  # no dates
+    patients = pd.read_csv(world / "corpus" / "patients.csv", keep_default_na=False, dtype=str)
+    text = "\n".join(reports.report)
+    assert not any(name in text for name in patients.last_name if len(name) > 3)
 
 
-def test_reports_name_the_finding_and_vary() -> None:
-    studies = sample_studies(WorldSpec(n_patients=200, abnormal_rate=0.5))
-    words = {"fracture": ("fracture", "solution de continuité"), "hardware": ("ostéosynthèse", "plaque"),
-             "lesion": ("lytique", "ostéolyse", "lacune")}  # fmt: skip
-    reports = []
-    for study in studies:
-        report = write_report(study, np.random.default_rng(study.index))
-        side = "gauche" if study.laterality == "G" else "droit"
-        assert side in report
-        if study.finding is not None:
-            assert any(word in report.lower() for word in words[study.finding.kind])
-        reports.append(report)
-    assert len(set(reports)) == len(reports)
+def test_phi_spans_recover_every_phi_string(world: Path) -> None:
+    corpus = pd.read_csv(world / "corpus" / "studies.csv", keep_default_na=False, dtype=str).set_index("study")
+    spans = pd.read_csv(world / "truth" / "phi.csv", keep_default_na=False, dtype={"text": str})
+    assert set(spans.study) == set(corpus.index)
+    for study, start, end, kind, text in spans.itertuples(index=False):
+        assert corpus.report[study][start:end] == text, (study, kind)
+    patients = pd.read_csv(world / "corpus" / "patients.csv", keep_default_na=False, dtype=str).set_index("patient")
+    for study, row in corpus.iterrows():  # every mention of the patient's surname or id lies inside a span
+        ours = spans[spans.study == study]
+        person = patients.loc[row.patient]
+        assert person.last_name.upper() in row.report.upper()
+        for value in (person.last_name, person.last_name.upper(), person.patient_id):
+            found = [m.start() for m in re.finditer(rf"\b{re.escape(value)}\b", row.report)]
+            for at in found:
+                assert ((ours.start <= at) & (at + len(value) <= ours.end)).any(), (study, value, at)
+
+
+def test_each_loader_reads_its_generated_tree(world: Path) -> None:
+    table = truth(world)
+    corpus = read_corpus(world / "corpus")
+    assert len(corpus) == (table.cohort == "corpus").sum()
+    fracatlas = read_fracatlas(world / "fracatlas")
+    expected = table[table.cohort == "fracatlas"].set_index("study")
+    assert sorted(fracatlas.image_id) == sorted(expected.index)
+    for image, fractured, boxes in zip(fracatlas.image_id, fracatlas.fractured, fracatlas.boxes):
+        row = expected.loc[image]
+        assert fractured == int(row.finding == "fracture")
+        if fractured:
+            x0, y0, x1, y1 = (int(row[c]) for c in ("x0", "y0", "x1", "y1"))
+            assert boxes == [[x0, y0, x1 - x0, y1 - y0]]
+        else:
+            assert boxes == []
+    oai = pd.concat([read_oai_kl(world / "oai", split) for split in ("train", "val", "test")])
+    grades = table[table.cohort == "oai"].set_index("path")
+    assert len(oai) == len(grades)
+    for path, right, left in zip(oai.path, oai.kl_right, oai.kl_left):
+        assert (right, left) == (float(grades.kl_right[f"oai/{path}"]), float(grades.kl_left[f"oai/{path}"]))
+    assert oai.groupby("patient").split.nunique().max() == 1
+    rsna = pd.concat([read_rsna_boneage(world / "rsna_boneage", split) for split in ("train", "validation")])
+    ages = table[table.cohort == "rsna"].set_index("path").bone_age_months.astype(float)
+    assert len(rsna) == len(ages)
+    for path, months in zip(rsna.path, rsna.boneage_months):
+        assert months == round(ages[f"rsna_boneage/{path}"])
+
+
+def test_report_labels_cover_the_reports(world: Path) -> None:
+    labels = pd.read_csv(world / "truth" / "report_labels.csv", keep_default_na=False)
+    studies = truth(world).query("cohort in ('mura', 'corpus')").drop_duplicates("study")
+    assert set(labels.study) == set(studies.study)
+    fractures = set(studies[studies.finding == "fracture"].study)
+    stated = labels[(labels.label == "fracture") & (labels.certainty != "negated")]
+    assert fractures <= set(stated.study)
 
 
 def test_studies_are_numbered_per_patient_and_body_part() -> None:
@@ -137,46 +212,24 @@ def test_studies_are_numbered_per_patient_and_body_part() -> None:
     assert any(len(found) > 1 for found in parts.values())
 
 
-def test_same_seed_writes_identical_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
-    spec = WorldSpec(seed=7, n_patients=6, image_size=40)
-    for name in ("a", "b"):
-        generate_world(tmp_path / name, spec, progress=False)
-    generate_world(tmp_path / "c", WorldSpec(seed=8, n_patients=6, image_size=40), progress=False)
+def test_same_seed_writes_identical_bytes_whatever_the_workers(tmp_path: Path) -> None:
+    spec = dataclasses.replace(TINY, seed=7)
+    generate_world(tmp_path / "a", spec, progress=False)
+    generate_world(tmp_path / "b", spec, progress=False, workers=2)
+    generate_world(tmp_path / "c", dataclasses.replace(spec, seed=8), progress=False)
     first, second, other = (files(tmp_path / name) for name in "abc")
     assert first == second
-    assert first["truth.csv"] != other["truth.csv"]
-    images, other_images = ({v for k, v in tree.items() if k.endswith(".png")} for tree in (first, other))
+    assert first["truth/images.csv"] != other["truth/images.csv"]
+    images, other_images = ({v for k, v in tree.items() if k.endswith((".png", ".jpg"))} for tree in (first, other))
     assert images and not images & other_images
 
 
 def test_existing_world_is_only_replaced_on_request(tmp_path: Path) -> None:
-    spec = WorldSpec(n_patients=2, image_size=32)
-    generate_world(tmp_path, spec, progress=False)
+    generate_world(tmp_path, TINY, progress=False)
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        generate_world(tmp_path, spec, progress=False)
-    summary = generate_world(tmp_path, spec, progress=False, overwrite=True)
-    assert summary.patients == {"train": 1, "valid": 1}
-
-
-@pytest.mark.parametrize("size", [64, 256])
-def test_findings_appear_in_every_view_with_a_box(size: int) -> None:
-    spec = WorldSpec(seed=1, n_patients=40, image_size=size, abnormal_rate=1.0, max_images_per_study=4)
-    for study in sample_studies(spec)[:25]:
-        for view_index in range(len(study.views)):
-            image, box = render_image(study, view_index, spec)
-            assert image.shape == (size, size) and image.dtype == np.uint8
-            assert box is not None and 0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size
-
-
-def test_body_parts_draw_different_images() -> None:
-    spec = WorldSpec(n_patients=60, image_size=64, abnormal_rate=0.0)
-    studies = {study.body_part: study for study in sample_studies(spec)}
-    assert set(studies) == set(BODY_PARTS)
-    means = {part: render_image(study, 0, spec)[0].astype(float) for part, study in studies.items()}
-    for part in BODY_PARTS:
-        for other in BODY_PARTS:
-            if part < other:
-                assert np.abs(means[part] - means[other]).mean() > 8, (part, other)
+        generate_world(tmp_path, TINY, progress=False)
+    summary = generate_world(tmp_path, TINY, progress=False, overwrite=True)
+    assert summary.cohorts["mura"]["patients"] == TINY.n_patients
 
 
 @pytest.mark.parametrize(
