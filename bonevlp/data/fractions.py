@@ -64,7 +64,9 @@ TRAINING_SETS: dict[str, TrainingSet] = {
 def synthetic_roots(world: str | Path) -> dict[str, Path]:
     """Where each downstream dataset sits inside a synthetic world."""
     world = Path(world)
-    return {"mura": world, "fracatlas": world / "fracatlas", "oai_kl": world / "oai", "rsna_boneage": world / "rsna_boneage"}
+    return {
+        "mura": world, "fracatlas": world / "fracatlas", "oai_kl": world / "oai", "rsna_boneage": world / "rsna_boneage",
+    }  # fmt: skip
 
 
 def fractions_path(splits: str | Path, dataset: str) -> Path:

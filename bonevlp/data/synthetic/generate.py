@@ -276,7 +276,8 @@ def _write_truth(root: Path, studies: Sequence[Study], boxes: dict[tuple[int, in
              for s in corpus for span in reports[s.index].spans]  # fmt: skip
     _write_csv(root / "truth" / "phi.csv", ("study", "start", "end", "type", "text"), spans)
     labelled = [s for s in studies if s.index in reports]
-    mentions = [(study_id(s), s.cohort, name, certainty) for s in labelled for name, certainty in reports[s.index].mentions]
+    mentions = [(study_id(s), s.cohort, name, certainty)
+                for s in labelled for name, certainty in reports[s.index].mentions]  # fmt: skip
     _write_csv(root / "truth" / "report_labels.csv", ("study", "cohort", "label", "certainty"), mentions)
 
 
