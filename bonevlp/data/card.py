@@ -47,42 +47,28 @@ def cohort_counts(truth: pd.DataFrame) -> pd.DataFrame:
     return table.join(findings).fillna(0).astype(int)
 
 
-def sample_grid(images: pd.DataFrame, path: str | Path, seed: int = 0) -> Path:
-    """One normal and one abnormal image per body part, side by side, saved to `path`."""
-    parts = sorted(images["body_part"].unique())
-    selections = {"normal": images.label == 0, "abnormal": images.label == 1}
-    return _grid(images, parts, selections, path, seed)
-
-
 def region_finding_grid(truth: pd.DataFrame, root: str | Path, path: str | Path, seed: int = 0,
                         columns: dict[str, str] = GRID_COLUMNS) -> Path:  # fmt: skip
-    """One image per body part (rows) and finding (columns) with the finding's box drawn; blank when none exists."""
-    frame = truth.assign(abs_path=[str(Path(root) / p) for p in truth["path"]])
-    selections = {name: frame.eval(query).fillna(False).astype(bool) for name, query in columns.items()}
-    return _grid(frame, sorted(frame["body_part"].unique()), selections, path, seed, transpose=True)
-
-
-def _grid(frame: pd.DataFrame, parts: Sequence[str], selections: dict[str, pd.Series], path: str | Path, seed: int,
-          transpose: bool = False) -> Path:  # fmt: skip
-    """A grid of body parts x selections, one random image per cell, with its finding box when known."""
+    """One random image per body part (rows) and finding (columns) with the finding's box drawn; blank when none."""
     rng = np.random.default_rng(seed)
-    n_rows, n_cols = (len(parts), len(selections)) if transpose else (len(selections), len(parts))
-    fig = Figure(figsize=(1.7 * n_cols, 1.7 * n_rows), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    parts = sorted(truth["body_part"].unique())
+    selections = {name: truth.eval(query).fillna(False).astype(bool) for name, query in columns.items()}
+    fig = Figure(figsize=(1.7 * len(selections), 1.7 * len(parts)), layout="constrained")
+    axes = fig.subplots(len(parts), len(selections), squeeze=False)
     for i, part in enumerate(parts):
         for j, (name, selected) in enumerate(selections.items()):
-            ax = axes[i, j] if transpose else axes[j, i]
+            ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])
-            pool = frame[(frame.body_part == part) & selected]
+            pool = truth[(truth.body_part == part) & selected]
             if len(pool):
                 row = pool.iloc[int(rng.integers(len(pool)))]
-                ax.imshow(load_image(row.abs_path), cmap="gray", vmin=0, vmax=255)
+                ax.imshow(load_image(Path(root) / row.path), cmap="gray", vmin=0, vmax=255)
                 _draw_box(ax, row)
-            if ax.get_subplotspec().is_first_row():
-                ax.set_title(name if transpose else part.lower(), fontsize=8)
-            if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel(part.lower() if transpose else name, fontsize=8)
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(part.lower(), fontsize=8)
     return save_figure(fig, path)
 
 

@@ -17,7 +17,7 @@ from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.mura import read_mura
 from bonevlp.data.oai_kl import read_oai_kl
 from bonevlp.data.rsna_boneage import read_rsna_boneage
-from bonevlp.data.splits import load_or_create_fractions, load_or_create_split
+from bonevlp.data.splits import fraction_subset, load_or_create_fractions, load_or_create_split
 
 FRACTIONS = (0.01, 0.1, 1.0)
 FRACATLAS_TEST_FRACTION = 0.2  # FracAtlas images held out from probe training (stratified by fracture)
@@ -86,6 +86,6 @@ def write_label_fractions(roots: dict[str, Path], splits: str | Path, seeds: Seq
         table = load_or_create_fractions(frame, fractions_path(splits, dataset), spec.group, spec.label,
                                          FRACTIONS, seeds, spec.bins)  # fmt: skip
         for (seed, fraction), chosen in table.groupby(["seed", "fraction"])["group"]:
-            subset = frame[frame[spec.group].astype(str).isin(chosen)]
+            subset = fraction_subset(frame, table, spec.group, seed, fraction)
             rows.append((dataset, seed, fraction, len(chosen), len(subset), subset[spec.label].astype(float).mean()))
     return pd.DataFrame(rows, columns=["dataset", "seed", "fraction", "groups", "examples", "mean label"])

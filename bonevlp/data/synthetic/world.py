@@ -222,15 +222,18 @@ def _later(rng: np.random.Generator, exam: date) -> date:
 
 
 def _study(rng: np.random.Generator, cohort: str, patient: Patient, part: str, number: int, exam: date,
-           views: tuple[str, ...], finding: Finding | None, laterality: str | None = None,
+           views: tuple[str, ...], finding: Finding | None, laterality: str,
            kl: tuple[int | None, int | None] = (None, None)) -> dict:  # fmt: skip
-    if laterality is None:
-        laterality = "" if part == "SPINE" else _pick(rng, "GD")
     study = dict(cohort=cohort, patient=patient, body_part=part, number=number, laterality=laterality, views=views,
                  exam_date=exam, finding=finding, anatomy_seed=int(rng.integers(2**32)),
                  kl_right=kl[0], kl_left=kl[1])  # fmt: skip
     study["bone_age_months"] = _bone_age(rng, patient, exam)
     return study
+
+
+def _side(rng: np.random.Generator, part: str) -> str:
+    """The imaged side: left or right, none for the spine."""
+    return "" if part == "SPINE" else _pick(rng, "GD")
 
 
 def _bone_age(rng: np.random.Generator, patient: Patient, exam: date) -> float | None:
@@ -314,7 +317,7 @@ def _general_studies(rng: np.random.Generator, spec: WorldSpec, patient: Patient
         views = _views(rng, spec.max_images_per_study)
         finding = _sample_finding(rng, part, spec.finding_weights) if rng.random() < spec.abnormal_rate else None
         kl: tuple[int | None, int | None] = (None, None)
-        laterality = "" if part == "SPINE" else _pick(rng, "GD")
+        laterality = _side(rng, part)
         if part == "KNEE":
             grade = _kl_grade(rng, (exam - patient.birth_date).days / 365.25)
             kl = (grade, None) if laterality == "D" else (None, grade)
@@ -337,7 +340,7 @@ def _fracatlas(spec: WorldSpec) -> list[list[dict]]:
         elif draw < spec.fracatlas_fracture_rate + 0.05:
             finding = _sample_finding(rng, part, (0.0, 1.0, 0.0))
         views = (_pick(rng, VIEWS),)
-        out.append([_study(rng, "fracatlas", patient, part, 1, exam, views, finding)])
+        out.append([_study(rng, "fracatlas", patient, part, 1, exam, views, finding, _side(rng, part))])
     return out
 
 
