@@ -62,6 +62,14 @@ def read_corpus(root: str | Path, require_reports: bool = True, check_files: boo
     return pd.DataFrame(rows, columns=IMAGE_COLUMNS + extra)
 
 
+def read_corpus_studies(root: str | Path) -> pd.DataFrame:
+    """studies.csv as text, one row per study, indexed by the line the row starts on (images are not checked)."""
+    source = Path(root) / STUDIES_CSV
+    table = _read(source, STUDY_COLUMNS)
+    _check_unique(table, "study", source)
+    return table
+
+
 def read_corpus_patients(root: str | Path) -> pd.DataFrame | None:
     """patients.csv as text (one row per patient, a `patient` column), or None when the corpus has none."""
     source = Path(root) / PATIENTS_CSV

@@ -1,0 +1,119 @@
+"""Look for original PHI where it must never be once de-identification is on: processed reports, tokenizer
+vocabularies, caches, logs, executed notebooks, figures.
+
+Needles are the true PHI strings of a corpus (the synthetic world's `truth/phi.csv`, or any list a hospital
+builds), kept when they identify someone on their own: names and their words (PATIENT, PERSON), numbers of 7+
+digits (ID, PHONE; also as bare digits), e-mails and street lines. Strings that also match innocent text (an age,
+a town, a date, a surname that is a French word) are left to the per-report check, `report_leaks`, which
+compares each report with its own PHI, dates included. Surrogates are never drawn from the corpus's own names
+(`bonevlp.text.surrogates`), so a needle found is a real leak.
+
+Files are scanned as bytes, every file under the given roots, so a vocabulary inside a checkpoint or a string in
+a notebook's output is found too; a file over `max_bytes` is reported as not scanned, never silently passed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bonevlp.text.deid import PhiSpan
+
+MIN_DIGITS = 7
+_WORDS = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Leak:
+    where: str  # a file path, or "report <study>"
+    type: str  # the PHI type of the needle (the needle itself is PHI: never printed)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    leaks: tuple[Leak, ...]
+    scanned: int  # files read
+    skipped: tuple[str, ...]  # files too large to read
+
+    @property
+    def clean(self) -> bool:
+        return not self.leaks and not self.skipped
+
+
+def needles(phi: Iterable[tuple[str, str]], innocent: Iterable[str] = ()) -> dict[str, str]:
+    """(type, text) pairs of true PHI -> {needle: type}, needles lower-cased: whole names, each name word of 4+
+    letters that is not an `innocent` word (give the words of PHI-free report text: 'petit' is a surname and a
+    word of every third report), numbers of 7+ digits as written and as bare digits, e-mails, street lines."""
+    harmless = {w.lower() for w in innocent}
+    out: dict[str, str] = {}
+    for kind, text in phi:
+        text = text.strip()
+        if kind in ("PATIENT", "PERSON"):
+            words = [w for w in _WORDS.findall(text.lower()) if len(w) >= 4 and w not in harmless]
+            out.update({w: kind for w in words})
+            if len(re.split(r"[\s,]+", text)) >= 2:
+                out[text.lower()] = kind
+        elif kind in ("ID", "PHONE"):
+            digits = re.sub(r"\D", "", text)
+            if len(digits) >= MIN_DIGITS:
+                out[text.lower()] = kind
+                out[digits] = kind
+        elif kind == "EMAIL" or kind == "LOCATION" and any(ch.isdigit() for ch in text) and " " in text:
+            out[text.lower()] = kind
+    return out
+
+
+def truth_needles(phi_csv: str | Path, innocent_texts: Iterable[str] = ()) -> dict[str, str]:
+    """Needles from a truth/phi.csv (study, start, end, type, text); `innocent_texts`: PHI-free reports whose
+    words are not searched alone."""
+    import pandas as pd
+
+    table = pd.read_csv(phi_csv, usecols=["type", "text"], dtype=str, keep_default_na=False)
+    innocent = {w for text in innocent_texts for w in _WORDS.findall(text.lower())}
+    return needles(zip(table["type"], table["text"]), innocent)
+
+
+def scan_files(roots: Sequence[str | Path], found: Mapping[str, str], max_bytes: int = 200_000_000) -> ScanResult:
+    """Every file under `roots` (a file or a folder) searched for every needle as a whole word, ignoring case
+    (a tokenizer lower-cases). Files are read as UTF-8, undecodable bytes dropped, so binaries are searched too."""
+    index = [(needle, kind, _WORDS.findall(needle)) for needle, kind in found.items()]
+    leaks, skipped, scanned = [], [], 0
+    for root in map(Path, roots):
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if path.stat().st_size > max_bytes:
+                skipped.append(str(path))
+                continue
+            scanned += 1
+            text = path.read_bytes().decode("utf-8", errors="ignore").lower()
+            words = set(_WORDS.findall(text))
+            kinds = {kind for needle, kind, parts in index
+                     if parts and all(p in words for p in parts) and _contains_word(text, needle)}  # fmt: skip
+            leaks += [Leak(str(path), kind) for kind in sorted(kinds)]
+    return ScanResult(tuple(leaks), scanned, tuple(skipped))
+
+
+def report_leaks(originals: Mapping[str, str], spans: Mapping[str, Sequence[PhiSpan]],
+                 processed: Mapping[str, str]) -> list[Leak]:  # fmt: skip
+    """Reports whose processed text still holds one of their own true PHI strings (dates and single surnames
+    included; ages, which surrogates keep below 90, excluded), as written."""
+    leaks = []
+    for study, text in processed.items():
+        for span in spans.get(study, ()):
+            value = originals[study][span.start : span.end].strip()
+            if span.type != "AGE" and len(value) >= 4 and _contains_word(text, value):
+                leaks.append(Leak(f"report {study}", span.type))
+    return leaks
+
+
+def _contains_word(text: str, value: str) -> bool:
+    at = text.find(value)
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        after = text[at + len(value)] if at + len(value) < len(text) else " "
+        if not before.isalnum() and before != "#" and not after.isalnum():  # "##lina" is a piece of a word
+            return True
+        at = text.find(value, at + 1)
+    return False
