@@ -71,6 +71,7 @@ class TrainConfig:
     data_root: str = "runs/default/data/synthetic"  # folder that contains MURA-v1.1/ and reports.csv
     out_dir: str = "runs/default/checkpoints/vlp"  # the checkpoint directory this run writes
     split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
+    tokenizer_texts: str | None = None  # de-identified corpus CSV (01_reports) the WordPiece also learns from
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 10
     batch_size: int = 64

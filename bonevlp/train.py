@@ -30,6 +30,8 @@ from bonevlp.data.pairs import PairDataset, Study, collate_pairs
 from bonevlp.data.splits import load_or_create_split
 from bonevlp.evaluate.retrieval import retrieval_metrics
 from bonevlp.loss import ClipLoss
+from bonevlp.text.clean import clean_report
+from bonevlp.text.process import read_processed
 from bonevlp.model import DualEncoder, create_model
 from bonevlp.tokenizer import load_tokenizer, train_wordpiece
 
@@ -60,17 +62,24 @@ def pretraining_studies(cfg: TrainConfig) -> dict[str, list[tuple[str, list[str]
 
 
 def tokenize_studies(rows: list[tuple[str, list[str], str]], tokenizer, max_length: int) -> list[Study]:
-    """Tokenize every report once; training then only pads."""
-    encoded = tokenizer([r[2] for r in rows], truncation=True, max_length=max_length)["input_ids"]
+    """Clean every report as the paper does (sentences joined by the tokenizer's separator) and tokenize it once;
+    training then only pads."""
+    texts = [clean_report(r[2], sep_token=tokenizer.sep_token) for r in rows]
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     return [Study(key, tuple(paths), tuple(ids)) for (key, paths, _), ids in zip(rows, encoded)]
 
 
 def make_tokenizer(cfg: TrainConfig, train_reports: list[str]):
+    """The model's own tokenizer when loaded from a path; else a WordPiece trained on the cleaned training reports
+    and, when `tokenizer_texts` names one, the de-identified corpus written by 01_reports."""
     text = cfg.model.text
     source = text.tokenizer_path or text.path
     if source:
         return load_tokenizer(source)
-    return train_wordpiece(train_reports, vocab_size=text.vocab_size, max_length=text.max_length)
+    corpus = [clean_report(r) for r in train_reports]
+    if cfg.tokenizer_texts:
+        corpus += list(read_processed(cfg.tokenizer_texts)["text"])
+    return train_wordpiece(corpus, vocab_size=text.vocab_size, max_length=text.max_length)
 
 
 def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -9,9 +9,13 @@ import pytest
 from PIL import Image
 
 from bonevlp.book import run_book
+from bonevlp.data.mura import read_reports
+from bonevlp.text.leaks import scan_files, truth_needles
+from bonevlp.text.phi_eval import CHALLENGE_SET
 
 FIGURES = [
     "synthetic_samples.png",
+    "deid_phi_recall.png",
     "pretrain_curves_vlp.png",
     *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp")),
 ]
@@ -26,7 +30,7 @@ def smoke_run(tmp_path_factory):
 
 @pytest.mark.book
 def test_every_stage_ran_and_saved_its_notebook(smoke_run):
-    assert [s.name for s in smoke_run.stages] == ["00_data", "02_pretrain", "03_latent_space", "04_downstream"]
+    assert [s.name for s in smoke_run.stages] == ["00_data", "01_reports", "02_pretrain", "03_latent_space", "04_downstream"]
     assert all(s.status == "ran" and s.notebook.is_file() for s in smoke_run.stages)
 
 
@@ -63,4 +67,22 @@ def test_latent_table_and_training_history_are_finite(smoke_run):
 @pytest.mark.book
 def test_second_run_skips_every_stage(smoke_run):
     again = run_book("smoke", runs_dir=smoke_run.run_dir.parent, progress=False)
-    assert [s.status for s in again.stages] == ["skipped"] * 4
+    assert [s.status for s in again.stages] == ["skipped"] * 5
+
+
+@pytest.mark.book
+def test_no_corpus_phi_anywhere_in_the_run(smoke_run):
+    """The privacy acceptance: once 01_reports has de-identified the corpus, no identifying PHI string of it is in
+    anything the run wrote: the processed reports, the checkpoint and its tokenizer vocabulary, the feature
+    cache, tables, metrics, figures, and every executed notebook. The raw input (data/) is the only place it may
+    be, and the same scan finds it there, so a clean result is not a blind scanner."""
+    data_root = smoke_run.run_dir / "data" / "synthetic"
+    innocent = [*read_reports(data_root / "reports.csv").values(), CHALLENGE_SET.read_text(encoding="utf-8")]
+    needles = truth_needles(data_root / "truth" / "phi.csv", innocent)  # words shown on purpose are no evidence alone
+    outputs = sorted(p for p in smoke_run.run_dir.iterdir() if p.name != "data")
+    scan = scan_files([*outputs, smoke_run.figures_dir], needles)
+    assert scan.clean, f"PHI of types {sorted({leak.type for leak in scan.leaks})} in {sorted({leak.where for leak in scan.leaks})}"
+    scanned = {p.name for root in outputs if root.is_dir() for p in root.rglob("*")}
+    assert {"corpus_deid.csv", "tokenizer.json", "01_reports.ipynb", "02_pretrain.ipynb"} <= scanned | {p.name for p in outputs}
+    raw = scan_files([data_root / "corpus" / "studies.csv"], needles)
+    assert {leak.type for leak in raw.leaks} >= {"PATIENT", "PERSON", "ID", "PHONE", "EMAIL", "LOCATION"}

@@ -47,7 +47,8 @@ def stratified_split(
     """
     _check_val_fraction(val_fraction)
     strata = group_strata(frame, group_column, label_column)
-    _, val = train_test_split(strata.index, test_size=val_fraction, random_state=seed, stratify=strata)
+    groups = strata.index.to_numpy(dtype=object)  # plain objects: an Arrow-backed index rejects sklearn's indexing
+    _, val = train_test_split(groups, test_size=val_fraction, random_state=seed, stratify=strata.to_numpy())
     fold = np.where(strata.index.isin(val), "val", "train")
     return pd.DataFrame({group_column: strata.index, "fold": fold})
 
