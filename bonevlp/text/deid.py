@@ -17,7 +17,7 @@ Spans never overlap: when two rules claim the same characters, the longer span w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -111,16 +111,20 @@ _DIGIT_PATTERNS: tuple[tuple[str, str, str, re.Pattern], ...] = (  # type, chara
 )  # fmt: skip
 # All of them at once, in an order where a longer reading comes first: one `.match` per number instead of ten;
 # when the reading it picks fails its check (a phone's digit count, an age's context), each is tried alone.
-_ANY_NUMBER = re.compile("|".join(f"(?P<n{i}>{pattern.pattern.replace('([./-])', '(?P<sep>[./-])').replace(chr(92) + '1', '(?P=sep)')})"
-                                  for i, (_, _, _, pattern) in enumerate(_DIGIT_PATTERNS)))  # fmt: skip
+_ANY_NUMBER = re.compile("|".join(
+    f"(?P<n{i}>{pattern.pattern.replace('([./-])', '(?P<sep>[./-])').replace(chr(92) + '1', '(?P=sep)')})"
+    for i, (_, _, _, pattern) in enumerate(_DIGIT_PATTERNS)
+))  # fmt: skip
 _POSTCODE = re.compile(rf"\d{{4,5}} (?P<city>{CAP}(?:[ -](?:{CAP}|{_LINK}))*|{UPPER}(?:[ -]{UPPER})*)")
 _DAY_MONTH = re.compile(r"(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])")  # "le 3/4"
 _AGE_IN_BRACKETS = re.compile(r"\d{1,3} ?a\)")  # "(45a)"
 _MONTH_BEFORE = re.compile(rf"(?:{_MONTH}) $")  # "mars 2021"
+_MONTH_ENDS = frozenset(m[-1] for m in _MONTHS) | frozenset(".")  # last letters of the month names
 # a number after a label: IPP 1234567, N° dossier : 87753037, Acc. RX-2021-004512, NISS: ...
 _LABELLED_ID = re.compile(  # case spelt out: the (?i) flag costs a third more on every report
     r"(?:IPP|NISS|INSS|NIR|RN|ID(?: [Pp]atient)?|(?:N°|n°|No\.?|Num(?:éro)?\.?)(?: (?:de |d['’]|du )?[\w'’é]+){0,2}|"
-    r"[Dd]ossier|DOSSIER|[Rr]egistre national|[Aa]ccession|Acc\.(?: n°)?) *:? *(?P<id>(?:[A-Z]{1,4}-)*[A-Z0-9]*\d[A-Z0-9]*(?:[ .\-/][A-Z0-9]+)*)"
+    r"[Dd]ossier|DOSSIER|[Rr]egistre national|[Aa]ccession|Acc\.(?: n°)?) *:? *"
+    r"(?P<id>(?:[A-Z]{1,4}-)*[A-Z0-9]*\d[A-Z0-9]*(?:[ .\-/][A-Z0-9]+)*)"
 )  # fmt: skip
 _INSTITUTION = re.compile(
     rf"(?:{'|'.join(re.escape(h) for h in INSTITUTION_HEADS)})"
@@ -146,7 +150,6 @@ _KEY_FIRST = frozenset(("Patient", "Patiente", "Pt", "Enfant", "Réf.", "Nom", "
 _SIGNATURE_INITIALS = re.compile(r"([A-Z]{2,3})/([a-z]{2,3})(?![\w/])")  # "JLM/ab": author/typist
 _LOWER_TITLES = ("dr ", "dr. ", "pr ", "pr. ", "mme ", "mr ", "m. ", "docteur ", "madame ", "monsieur ")
 _LOWER_TITLED = re.compile(r"(?:dr\.?|pr\.?|mme|mr|m\.|docteur|madame|monsieur) ([a-zà-ÿ][a-zà-ÿ'’-]{2,})")
-_NAME_AFTER = re.compile(rf"(?:(?P<sep> |, )(?P<word>{UPPER}|{CAP}|{INITIALS}))")
 _SENTENCE_END = ".!?\n"
 _UPPER_BEFORE = re.compile(rf"(?<![{_A}])({UPPER}) $")
 _INITIAL_NAME = re.compile(rf"{INITIALS} ?(?P<name>{CAP})")
@@ -176,9 +179,30 @@ class Deidentifier:
 
     lookups: Lookups = field(default_factory=default_lookups)
     _roles: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # word -> _role(word), memoised
+    _lines: dict[str, list[PhiSpan]] = field(default_factory=dict, init=False, repr=False)  # line -> its spans
 
     def annotate(self, text: str, hints: PatientHints | None = None) -> list[PhiSpan]:
-        """The report's PHI spans, sorted and never overlapping."""
+        """The report's PHI spans, sorted and never overlapping.
+
+        No rule reads across a line break, so each line is read alone, and a line met before (a template's
+        heading, a stock sentence) is not read again; the patient's hints are then searched in the whole text."""
+        found: list[PhiSpan] = []
+        start = 0
+        for line in text.split("\n"):
+            if line and not line.isspace():
+                spans = self._lines.get(line)
+                if spans is None:
+                    if len(self._lines) >= 200_000:
+                        self._lines.clear()
+                    spans = self._lines[line] = _resolve(self._line_spans(line))
+                found += [PhiSpan(start + s, start + e, k) for s, e, k in spans] if start else spans
+            start += len(line) + 1
+        if hints is not None:
+            found = _resolve(found + _hinted(text, hints))
+        return _extend_names(text, _merge_names(text, found), self.lookups)
+
+    def _line_spans(self, text: str) -> list[PhiSpan]:
+        """Every candidate span of one line, overlapping ones included."""
         found: list[PhiSpan] = []
         if "@" in text or "www." in text or "http" in text:
             found += _emails(text)
@@ -190,7 +214,8 @@ class Deidentifier:
                     found += spans
                     reach = max([reach] + [s.end for s in spans])
         for m in _LABELLED_ID.finditer(text):
-            if len(_digits(m.group("id"))) >= 5 and not (m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_")):
+            before = text[m.start() - 1] if m.start() else " "
+            if len(_digits(m.group("id"))) >= 5 and not before.isalnum() and before != "_":
                 found.append(PhiSpan(m.start("id"), m.end("id"), "ID"))
         for m in _CAP_WORD.finditer(text):
             at, word = m.start(), m.group()
@@ -200,13 +225,11 @@ class Deidentifier:
             if roles is None:
                 roles = self._roles[word] = _role(word, self.lookups) if len(self._roles) < 100_000 else 0
             place = text.endswith(_PLACE_BEFORE, 0, at)
-            line_start = _is_line_start(text, at)
-            if roles or place or line_start:
-                found += self._at_capital(text, at, word, roles, place, line_start)
+            dateline = text.find(", le ", at, at + 60) >= 0
+            if roles or place or dateline:
+                found += self._at_capital(text, at, word, roles, place, dateline)
         found += self._lower_case_names(text)
-        if hints is not None:
-            found += _hinted(text, hints)
-        return _extend_names(text, _merge_names(text, _resolve(found)), self.lookups)
+        return found
 
     def _lower_case_names(self, text: str) -> list[PhiSpan]:
         """Hurried notes: 'dr lambert', 'mme lejeune'; and letters' reference initials 'JLM/ab'."""
@@ -237,20 +260,26 @@ class Deidentifier:
                 if (not starts or text[at] in starts) and (alone := pattern.match(text, at)):
                     if span := _number_span(text, at, kind, forbidden, alone):
                         spans.append(span)
-        if (m := _POSTCODE.match(text, at)) and _after(text, at, ""):
-            if (fold(m.group("city")) in self.lookups.cities or text.endswith((",", ", "), 0, at)
-                    or _is_address_line(text, at)):  # fmt: skip
-                spans.append(PhiSpan(at, m.end(), "LOCATION"))
+        if text[at + 4 : at + 5] == " " or text[at + 5 : at + 6] == " ":  # a 4- or 5-digit postcode?
+            spans += self._postcode(text, at)
         if text.endswith(("le ", "du ", "au "), 0, at) and (m := _DAY_MONTH.match(text, at)):
             spans.append(PhiSpan(at, m.end(), "DATE"))
         if at and text[at - 1] == "(" and (m := _AGE_IN_BRACKETS.match(text, at)):
             spans.append(PhiSpan(at - 1, m.end(), "AGE"))
-        if (year := text[at : at + 4]).isdigit() and year[:2] in ("19", "20"):
+        if at > 2 and text[at - 1] == " " and text[at - 2] in _MONTH_ENDS and text[at : at + 2] in ("19", "20"):
             if month := _MONTH_BEFORE.search(text, max(0, at - 11), at):
                 spans.append(PhiSpan(month.start(), at + 4, "DATE"))
         return spans
 
-    def _at_capital(self, text: str, at: int, word: str, roles: int, place: bool, line_start: bool) -> list[PhiSpan]:
+    def _postcode(self, text: str, at: int) -> list[PhiSpan]:
+        """'1348 Louvain-la-Neuve', '75005 PARIS': a known town, or a town after a street (', ') or 'Adresse'."""
+        if (m := _POSTCODE.match(text, at)) and _after(text, at, ""):
+            if (fold(m.group("city")) in self.lookups.cities or text.endswith((",", ", "), 0, at)
+                    or _is_address_line(text, at)):  # fmt: skip
+                return [PhiSpan(at, m.end(), "LOCATION")]
+        return []
+
+    def _at_capital(self, text: str, at: int, word: str, roles: int, place: bool, dateline: bool) -> list[PhiSpan]:
         """Every capital-led entity starting at `at`: institutions, streets, towns, names."""
         look, spans = self.lookups, []
         if roles & _INSTITUTION_ROLE and (m := _INSTITUTION.match(text, at)):
@@ -259,8 +288,8 @@ class Deidentifier:
             spans.append(PhiSpan(at, m.end(), "LOCATION"))
         if roles & _TITLE_ROLE and (m := _TITLED.match(text, at)):
             spans += _name_span(text, m.start("name"), m.end("name"), "PERSON")
-        if line_start:
-            if text.find(", le ", at, at + 60) >= 0 and (m := _DATELINE.match(text, at)):
+        if (dateline or roles & _KEY_ROLE) and _is_line_start(text, at):
+            if dateline and (m := _DATELINE.match(text, at)):
                 spans.append(PhiSpan(at, m.end(), "LOCATION"))
             if roles & _KEY_ROLE and (m := _KEYED.match(text, at)):
                 end = m.end("first") if m.group("first") else m.end("name")
@@ -290,7 +319,8 @@ class Deidentifier:
         fx, fy = fold(x), fold(y)
         first_x = x[1:].islower() and fx in look.first_names and fx not in _NOT_NAME_WORDS
         first_y = y[1:].islower() and fy in look.first_names and fy not in _NOT_NAME_WORDS
-        unknown_y = y[1:].islower() and fy not in look.not_after_first_name and not _is_sentence_start(m.string, m.start())
+        unknown_y = (y[1:].islower() and fy not in look.not_after_first_name
+                     and not _is_sentence_start(m.string, m.start()))  # fmt: skip
         if (gap == " " and first_x and (_is_surname_upper(y) or _is_known_surname(y, look) or unknown_y)
                 or first_y and (_is_surname_upper(x) or gap == " " and _is_known_surname(x, look))):  # fmt: skip
             return [PhiSpan(m.start("a"), m.end("b"), "PERSON")]
@@ -339,7 +369,8 @@ def _extend_names(text: str, spans: list[PhiSpan], look: Lookups) -> list[PhiSpa
         if span.type in NAME_TYPES:
             start = span.start
             while (start >= 3 and text[start - 1] == " " and text[start - 2].isupper()
-                   and (m := _UPPER_BEFORE.search(text, max(0, start - 30), start)) and _is_surname_upper(m.group(1))):  # fmt: skip
+                   and (m := _UPPER_BEFORE.search(text, max(0, start - 30), start))
+                   and _is_surname_upper(m.group(1))):  # fmt: skip
                 if out and out[-1].end > m.start(1):
                     break
                 start = m.start(1)

@@ -85,7 +85,8 @@ EPONYMS = (
     "Judet", "Letournel", "Evans", "Jensen", "Magerl", "Anderson", "Montesano", "Levine", "Effendi",
     "Jefferson", "Holstein", "Lewis", "Hawkins", "Ottawa", "Lauge", "Hansen",
     "Lauge-Hansen", "Danis", "Müller", "AO", "Gartland", "Milch", "Bado", "Mason", "Regan", "Morrey", "Hohl",
-    "Blount", "Madelung", "Sinding-Larsen", "Johansson", "Larsen", "Morton", "Hallux", "Haglund", "Achilles", "Gerdy", "Steinmann", "Kirschner", "Ilizarov", "Küntscher", "Kuntscher", "Harrington",
+    "Blount", "Madelung", "Sinding-Larsen", "Johansson", "Larsen", "Morton", "Hallux", "Haglund", "Achilles",
+    "Gerdy", "Steinmann", "Kirschner", "Ilizarov", "Küntscher", "Kuntscher", "Harrington",
     "Cotrel", "Dubousset", "Parkinson", "Alzheimer", "Crohn", "Hodgkin", "Marfan", "Ehlers", "Danlos",
     "Ehlers-Danlos", "Gaucher", "Ollier", "Maffucci", "Albright", "Langerhans", "Recklinghausen", "Wilson",
 )  # fmt: skip

@@ -28,8 +28,17 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from bonevlp.text.deid import PhiSpan
-from bonevlp.text.lookups import INSTITUTION_HEADS, MONTH_ALIASES, MONTHS, STREET_TYPES, WEEKDAYS, Lookups, fold
-from bonevlp.text.lookups import default_lookups
+from bonevlp.text.lookups import (
+    INSTITUTION_HEADS,
+    MONTH_ALIASES,
+    MONTHS,
+    NAME_PARTICLES,
+    STREET_TYPES,
+    WEEKDAYS,
+    Lookups,
+    default_lookups,
+    fold,
+)
 
 MAX_SHIFT_DAYS = 1000
 AGE_CAP = 90
@@ -45,6 +54,7 @@ _AGE_YEARS = re.compile(r"\(?(\d{1,3})")
 _HEADS_BY_WORD: dict[str, list[str]] = {}  # first word -> institution heads, longest first
 for _head in sorted(INSTITUTION_HEADS, key=len, reverse=True):
     _HEADS_BY_WORD.setdefault(_head.split()[0], []).append(_head)
+_PARTICLES = frozenset(fold(p) for p in NAME_PARTICLES)
 _STREET_WORD = re.compile(rf"(?i)\b({'|'.join(re.escape(t) for t in STREET_TYPES)})\b")
 
 
@@ -125,7 +135,7 @@ class Surrogates:
         if len(word) == 2 and word[1] == ".":  # an initial
             return chr(ord("A") + self._draw(patient, "initial", word) % 26) + "."
         key = fold(word)
-        if key in ("de", "du", "des", "le", "la", "van", "von", "den", "der", "el", "ben", "di", "da"):
+        if key in _PARTICLES:
             return word  # a particle says nothing of the person
         if key in self.lookups.first_names:
             pool = self._first["F" if key in self._female else "M"]
@@ -143,7 +153,8 @@ class Surrogates:
                 d, sep, mo, y = m.groups()
                 year = int(y) if len(y) == 4 else _century(int(y))
                 new = date(year, int(mo), int(d)) + shift
-                return sep.join((_pad(new.day, d), _pad(new.month, mo), str(new.year) if len(y) == 4 else f"{new.year % 100:02d}"))
+                year_text = str(new.year) if len(y) == 4 else f"{new.year % 100:02d}"
+                return sep.join((_pad(new.day, d), _pad(new.month, mo), year_text))
             if m := _ISO_DATE.fullmatch(value):
                 return (date(*map(int, m.groups())) + shift).isoformat()
             if (m := _TEXT_DATE.fullmatch(value)) and _month(m.group("month")):
