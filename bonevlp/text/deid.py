@@ -184,9 +184,12 @@ class Deidentifier:
     def annotate(self, text: str, hints: PatientHints | None = None) -> list[PhiSpan]:
         """The report's PHI spans, sorted and never overlapping.
 
-        No rule reads across a line break, so each line is read alone, and a line met before (a template's
-        heading, a stock sentence) is not read again; the patient's hints are then searched in the whole text."""
-        found: list[PhiSpan] = []
+        No rule reads across a line break, so the number- and capital-led rules read each line alone, and a line
+        met before (a template's heading, a stock sentence) is not read again (the memo lives in memory only);
+        labelled numbers, e-mails, lower-case names and the patient's hints are searched in the whole text."""
+        found = self._labelled_ids(text) + self._lower_case_names(text)
+        if "@" in text or "www." in text or "http" in text:
+            found += _emails(text)
         start = 0
         for line in text.split("\n"):
             if line and not line.isspace():
@@ -194,18 +197,16 @@ class Deidentifier:
                 if spans is None:
                     if len(self._lines) >= 200_000:
                         self._lines.clear()
-                    spans = self._lines[line] = _resolve(self._line_spans(line))
+                    spans = self._lines[line] = self._line_spans(line)
                 found += [PhiSpan(start + s, start + e, k) for s, e, k in spans] if start else spans
             start += len(line) + 1
         if hints is not None:
-            found = _resolve(found + _hinted(text, hints))
-        return _extend_names(text, _merge_names(text, found), self.lookups)
+            found += _hinted(text, hints)
+        return _extend_names(text, _merge_names(text, _resolve(found)), self.lookups)
 
     def _line_spans(self, text: str) -> list[PhiSpan]:
-        """Every candidate span of one line, overlapping ones included."""
+        """Every candidate span of one line led by a number or a capitalised word, overlapping ones included."""
         found: list[PhiSpan] = []
-        if "@" in text or "www." in text or "http" in text:
-            found += _emails(text)
         for chunk in _NUMBER_START.finditer(text):
             reach = chunk.start()  # a number inside the chunk is tried where no match already covers it
             for at in [chunk.start()] + [i + 1 for i in range(chunk.start(), chunk.end()) if text[i] == " "]:
@@ -213,10 +214,6 @@ class Deidentifier:
                     spans = self._at_number(text, at)
                     found += spans
                     reach = max([reach] + [s.end for s in spans])
-        for m in _LABELLED_ID.finditer(text):
-            before = text[m.start() - 1] if m.start() else " "
-            if len(_digits(m.group("id"))) >= 5 and not before.isalnum() and before != "_":
-                found.append(PhiSpan(m.start("id"), m.end("id"), "ID"))
         for m in _CAP_WORD.finditer(text):
             at, word = m.start(), m.group()
             if at and text[at - 1].isalpha():
@@ -228,7 +225,16 @@ class Deidentifier:
             dateline = text.find(", le ", at, at + 60) >= 0
             if roles or place or dateline:
                 found += self._at_capital(text, at, word, roles, place, dateline)
-        found += self._lower_case_names(text)
+        return found
+
+    @staticmethod
+    def _labelled_ids(text: str) -> list[PhiSpan]:
+        """Numbers after a label ('IPP 1234567', 'Acc. RX-2021-004512'), short or letter-led ones included."""
+        found = []
+        for m in _LABELLED_ID.finditer(text):
+            before = text[m.start() - 1] if m.start() else " "
+            if len(_digits(m.group("id"))) >= 5 and not before.isalnum() and before != "_":
+                found.append(PhiSpan(m.start("id"), m.end("id"), "ID"))
         return found
 
     def _lower_case_names(self, text: str) -> list[PhiSpan]:
