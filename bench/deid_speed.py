@@ -7,8 +7,8 @@ patients' hints, (1) `Deidentifier.annotate`, (2) annotate + surrogate replaceme
 spends per report on de-identification, and (3) unpii on the same texts (its Rust core limited to one thread).
 Lists load before the clock starts; the median and the best of `--repeats` passes are printed (this shared VM's
 speed drifts by a quarter from minute to minute: read the median). Every pass gets a fresh detector and fresh
-surrogates, built before the clock starts, so no memo of the measured reports (lines seen, surrogates drawn)
-carries over from one pass to the next. Each detector has first read other text (the world's PHI-free MURA
+surrogates, built before the clock starts, so no memo of the measured reports (surrogates drawn) carries over
+from one pass to the next. Each detector has first read other text (the world's PHI-free MURA
 reports and the hand-written challenge set), so its memo of words is warm as it is after a hospital's first few
 thousand reports; the measured corpus's own words (its names) still arrive cold. Time is the CPU time of the
 pinned process. Target (issue 4): 2,000 reports/s or more for (2).
@@ -83,10 +83,9 @@ def main() -> None:
 
 def _warmed(detector, texts):
     """A detector that has read other text (the PHI-free MURA reports and the hand-written challenge set): its
-    per-word memo warm, as after the first thousands of a hospital's reports; its memo of lines emptied."""
+    per-word memo warm, as after the first thousands of a hospital's reports."""
     for text in texts:
         detector.annotate(text)
-    detector._lines.clear()
     return detector
 
 

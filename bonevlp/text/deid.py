@@ -179,33 +179,18 @@ class Deidentifier:
 
     lookups: Lookups = field(default_factory=default_lookups)
     _roles: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # word -> _role(word), memoised
-    _lines: dict[str, list[PhiSpan]] = field(default_factory=dict, init=False, repr=False)  # line -> its spans
 
     def annotate(self, text: str, hints: PatientHints | None = None) -> list[PhiSpan]:
-        """The report's PHI spans, sorted and never overlapping.
-
-        No rule reads across a line break, so the number- and capital-led rules read each line alone, and a line
-        met before (a template's heading, a stock sentence) is not read again (the memo lives in memory only);
-        labelled numbers, e-mails, lower-case names and the patient's hints are searched in the whole text."""
-        found = self._labelled_ids(text) + self._lower_case_names(text)
+        """The report's PHI spans, sorted and never overlapping."""
+        found = self._labelled_ids(text) + self._lower_case_names(text) + self._led_spans(text)
         if "@" in text or "www." in text or "http" in text:
             found += _emails(text)
-        start = 0
-        for line in text.split("\n"):
-            if line and not line.isspace():
-                spans = self._lines.get(line)
-                if spans is None:
-                    if len(self._lines) >= 200_000:
-                        self._lines.clear()
-                    spans = self._lines[line] = self._line_spans(line)
-                found += [PhiSpan(start + s, start + e, k) for s, e, k in spans] if start else spans
-            start += len(line) + 1
         if hints is not None:
             found += _hinted(text, hints)
         return _extend_names(text, _merge_names(text, _resolve(found)), self.lookups)
 
-    def _line_spans(self, text: str) -> list[PhiSpan]:
-        """Every candidate span of one line led by a number or a capitalised word, overlapping ones included."""
+    def _led_spans(self, text: str) -> list[PhiSpan]:
+        """Every candidate span led by a number or a capitalised word, overlapping ones included."""
         found: list[PhiSpan] = []
         for chunk in _NUMBER_START.finditer(text):
             reach = chunk.start()  # a number inside the chunk is tried where no match already covers it
