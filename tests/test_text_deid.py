@@ -311,3 +311,11 @@ def test_unpii_annotate_maps_email():
     spans = unpii_annotate(text)
     assert ("EMAIL", "jean.dupont@example.be") in found(text, spans)
     assert all(isinstance(s, PhiSpan) and s.type in TABLE_NAMES for s in spans)
+
+
+def test_a_hinted_national_number_opening_with_zero_is_an_id_not_a_phone(deid):
+    """NISS of people born from 2000 start with 0; a hinted 11-digit number is an ID, a 10-digit 0... a phone."""
+    hints = PatientHints(numbers=("05031212345", "0475123456"))
+    text = "NISS : 05.03.12-123.45\nGSM : 0475 12 34 56"
+    kinds = {text[s.start : s.end]: s.type for s in deid.annotate(text, hints)}
+    assert kinds == {"05.03.12-123.45": "ID", "0475 12 34 56": "PHONE"}

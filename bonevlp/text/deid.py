@@ -460,7 +460,7 @@ def _hinted(text: str, hints: PatientHints) -> list[PhiSpan]:
             at = run.find(number)
             if at >= 0:
                 positions = [m.start() + i for i, ch in enumerate(written) if ch.isdigit()]
-                kind = "PHONE" if number.startswith("0") else "ID"
+                kind = "PHONE" if number.startswith("0") and len(number) in (9, 10) else "ID"  # NISS from 2000: 0...
                 spans.append(PhiSpan(positions[at], positions[at + len(number) - 1] + 1, kind))
     return spans
 
