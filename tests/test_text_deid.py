@@ -319,3 +319,11 @@ def test_a_hinted_national_number_opening_with_zero_is_an_id_not_a_phone(deid):
     text = "NISS : 05.03.12-123.45\nGSM : 0475 12 34 56"
     kinds = {text[s.start : s.end]: s.type for s in deid.annotate(text, hints)}
     assert kinds == {"05.03.12-123.45": "ID", "0475 12 34 56": "PHONE"}
+
+
+def test_a_full_word_memo_never_stops_detection(deid):
+    """The memo of word roles is bounded; a word met after it is full is still read as a name."""
+    full = Deidentifier(lookups=deid.lookups)
+    full._roles.update({f"W{i}": 0 for i in range(100_000)})
+    assert full.annotate("Vu avec Dr Jean DUPONT.") == deid.annotate("Vu avec Dr Jean DUPONT.")
+    assert "Jean" not in full._roles

@@ -205,3 +205,11 @@ def test_a_wordpiece_continuation_is_no_leak(tmp_path):
     assert scan_files([vocab], needles([("PERSON", "Lina MEUNIER")])).clean
     vocab.write_text('{"lina": 1096}', encoding="utf-8")
     assert not scan_files([vocab], needles([("PERSON", "Lina MEUNIER")])).clean
+
+
+def test_an_unparsable_exam_date_names_the_study(tmp_path):
+    pd.DataFrame(
+        {"study": ["S1"], "patient": ["p1"], "report": ["Pas de fracture."], "exam_date": ["12/03/2021"]}
+    ).to_csv(tmp_path / "studies.csv", index=False, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"study S1: exam_date '12/03/2021' is not a YYYY-MM-DD date"):
+        process_corpus(tmp_path)

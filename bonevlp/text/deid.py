@@ -187,7 +187,7 @@ class Deidentifier:
             found += _emails(text)
         if hints is not None:
             found += _hinted(text, hints)
-        return _extend_names(text, _merge_names(text, _resolve(found)), self.lookups)
+        return _extend_names(text, _merge_names(text, _resolve(found)))
 
     def _led_spans(self, text: str) -> list[PhiSpan]:
         """Every candidate span led by a number or a capitalised word, overlapping ones included."""
@@ -205,7 +205,9 @@ class Deidentifier:
                 continue
             roles = self._roles.get(word)
             if roles is None:
-                roles = self._roles[word] = _role(word, self.lookups) if len(self._roles) < 100_000 else 0
+                roles = _role(word, self.lookups)
+                if len(self._roles) < 100_000:  # a bound on the memo, never on detection
+                    self._roles[word] = roles
             place = text.endswith(_PLACE_BEFORE, 0, at)
             dateline = text.find(", le ", at, at + 60) >= 0
             if roles or place or dateline:
@@ -353,10 +355,10 @@ def _is_known_surname(word: str, look: Lookups) -> bool:
     return any(fold(part) in look.surnames and fold(part) not in look.not_names for part in word.split("-"))
 
 
-def _extend_names(text: str, spans: list[PhiSpan], look: Lookups) -> list[PhiSpan]:
+def _extend_names(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     """Grow name spans over upper-case surnames written next to them ('ROCHA' + 'SILVA Tiago')."""
     out = []
-    for i, span in enumerate(spans):
+    for span in spans:
         if span.type in NAME_TYPES:
             start = span.start
             while (start >= 3 and text[start - 1] == " " and text[start - 2].isupper()
@@ -468,8 +470,8 @@ def _hinted(text: str, hints: PatientHints) -> list[PhiSpan]:
 @lru_cache(maxsize=4096)
 def _hint_forms(hints: PatientHints) -> tuple[tuple[str, str], ...]:
     """(type, written form) of the hints' names (as given, upper case, title case), places and e-mails."""
-    names = {(kind, form) for kind, values in (("PATIENT", hints.last_names + hints.first_names),)
-             for n in values if len(n.strip()) > 1 for form in (n.strip(), n.strip().upper(), n.strip().title())}
+    names = {("PATIENT", form) for n in hints.last_names + hints.first_names if len(n.strip()) > 1
+             for form in (n.strip(), n.strip().upper(), n.strip().title())}
     places = {("LOCATION", form) for p in hints.places if len(p.strip()) > 2 for form in (p.strip(), p.strip().upper())}
     emails = {("EMAIL", e.strip()) for e in hints.emails if e.strip()}
     return tuple(sorted(names | places | emails))

@@ -43,9 +43,8 @@ def score_phi(
         for span in gold:
             c = counts[span.type]
             c["n"] += 1
-            chars = [i for i in range(span.start, span.end) if text[i].isalnum()]
             covering = [p for p in pred if p.start < span.end and span.start < p.end]
-            if all(any(p.start <= i < p.end for p in covering) for i in chars):
+            if _hidden(text, span, covering):
                 c["hit"] += 1
                 c["same"] += all(p.type == span.type for p in covering)
         for p in pred:
@@ -67,12 +66,12 @@ def _row(name: str, c: dict[str, int]) -> dict[str, object]:
 
 def missed_spans(text: str, truth: Sequence[PhiSpan], predicted: Sequence[PhiSpan]) -> list[PhiSpan]:
     """True spans not fully hidden by the prediction (for error analysis; the strings are PHI: never log them)."""
-    out = []
-    for span in truth:
-        chars = [i for i in range(span.start, span.end) if text[i].isalnum()]
-        if not all(any(p.start <= i < p.end for p in predicted) for i in chars):
-            out.append(span)
-    return out
+    return [span for span in truth if not _hidden(text, span, predicted)]
+
+
+def _hidden(text: str, span: PhiSpan, predicted: Sequence[PhiSpan]) -> bool:
+    """Every letter and digit of the true span lies inside some predicted span."""
+    return all(any(p.start <= i < p.end for p in predicted) for i in range(span.start, span.end) if text[i].isalnum())
 
 
 def unpii_annotate(text: str, hints: PatientHints | None = None, mode: str = "paranoid") -> list[PhiSpan]:

@@ -84,7 +84,7 @@ def process_corpus(
         report = surrogates.replace(originals[study], spans[study], patient) if deidentify else originals[study]
         exam_date = str(getattr(row, "exam_date", "") or "")
         if deidentify and exam_date:
-            exam_date = surrogates.shift_date(date.fromisoformat(exam_date), patient).isoformat()
+            exam_date = surrogates.shift_date(_exam_date(exam_date, study, source), patient).isoformat()
         rows.append({"study": study, "patient": patient, "exam_date": exam_date,
                      "body_part": str(getattr(row, "body_part", "") or ""), "views": str(getattr(row, "views", "") or ""),
                      "report": report, "text": "\n".join(clean_sentences(report))})  # fmt: skip
@@ -106,6 +106,15 @@ def write_processed(corpus: ProcessedCorpus, out_dir: str | Path) -> Path:
 def read_processed(path: str | Path) -> pd.DataFrame:
     """The de-identified table written by `write_processed`."""
     return read_table(Path(path), required=PROCESSED_COLUMNS)
+
+
+def _exam_date(value: str, study: str, source: Path) -> date:
+    """An exam_date cell as a date; anything but YYYY-MM-DD names the study and the file."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{source}: study {study}: exam_date {value!r} is not a YYYY-MM-DD date; fix or empty it "
+                         "(an unparsed date cannot be shifted, so it would leave PHI behind)") from exc
 
 
 def _names_seen(originals: dict[str, str], spans: dict[str, list[PhiSpan]], hints: dict[str, PatientHints]) -> set[str]:
