@@ -77,7 +77,29 @@ _NAMEWORD = rf"(?:{_PARTICLE} )?(?:{CAP}|{UPPER})"
 NAME = rf"(?:{INITIALS} ?)?{_NAMEWORD}(?:[ -]{_NAMEWORD}){{0,3}}"
 _TITLE = "|".join(re.escape(t) for t in sorted(DOCTOR_TITLES + CIVIL_TITLES, key=len, reverse=True))
 _MONTHS = MONTHS + ("fevrier", "aout", "decembre", "janv.", "févr.", "avr.", "juil.", "sept.", "oct.", "nov.", "déc.")
-_MONTH = "|".join(re.escape(m) for m in sorted(_MONTHS + tuple(m.capitalize() for m in _MONTHS), key=len, reverse=True))
+
+
+def _trie(words: Sequence[str]) -> str:
+    """A pattern for any of `words`, factored by shared prefixes ('av(?:\\.|enue)'): `re` tries the branches of an
+    alternation one by one, a trie drops most of them at the first letter. Longer words are still tried first."""
+    root: dict = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def walk(node: dict) -> str:
+        branches = [re.escape(ch) + walk(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 and "" not in node else f"(?:{'|'.join(branches)})"
+        return body + "?" if "" in node else body
+
+    return walk(root)
+
+
+_MONTH = _trie(_MONTHS + tuple(m.capitalize() for m in _MONTHS))
 _WEEKDAY_BEFORE = re.compile(rf"(?:{'|'.join(WEEKDAYS + tuple(w.capitalize() for w in WEEKDAYS))}) $")
 
 # ------------------------------------------------------------------------------------------------ patterns
@@ -85,11 +107,11 @@ _WEEKDAY_BEFORE = re.compile(rf"(?:{'|'.join(WEEKDAYS + tuple(w.capitalize() for
 # every report with twenty patterns cost 0.9 ms, the targeted tries a fraction of it. What a pattern must not
 # follow (a letter, a digit) is checked with `_after`.
 
-_STREET_TYPES = "|".join(re.escape(t) for t in STREET_TYPES)
+_STREET_TYPES = _trie([form for t in STREET_TYPES for form in (t, t.capitalize(), t.title(), t.upper())])
 _EMAIL_DOMAIN = re.compile(r"@[\w-]+(?:\.[\w-]+)+")  # matched at each "@", the user part read backwards
 _EMAIL_USER = re.compile(r"[\w.+-]+$")
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+[^\s<>()\[\].,;:!?]")
-_NUMBER_START = re.compile(r"\+?\d[\d ./-]*")
+_NUMBER_START = re.compile(r"[+\d][\d ./-]*")  # a class first: scanned in C (a "+" alone is skipped)
 _CAP_WORD = re.compile(rf"[{_U}][{_A}'’.-]*")
 _DIGIT_PATTERNS: tuple[tuple[str, str, str, re.Pattern], ...] = (  # type, characters it must not follow,
     # characters it may start with ("": any), pattern; longer readings first (see _ANY_NUMBER)
@@ -101,7 +123,7 @@ _DIGIT_PATTERNS: tuple[tuple[str, str, str, re.Pattern], ...] = (  # type, chara
     ("DATE", "/.-", "12", re.compile(r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?!\d)")),
     ("DATE", "/.-", "", re.compile(r"\d\d?([./-])\d\d?\1(?:\d\d|\d{4})(?!\d|[./-]\d)")),
     ("DATE", "", "", re.compile(rf"(?:1er|[0-3]?\d) (?:{_MONTH})(?: (?:19|20)\d\d)?(?![{_A}\d])")),
-    ("LOCATION", "", "", re.compile(rf"\d{{1,4}}(?: ?(?:bis|ter))?,? (?i:{_STREET_TYPES}) [^\n,;:()]{{2,60}}?"
+    ("LOCATION", "", "", re.compile(rf"\d{{1,4}}(?: ?(?:bis|ter))?,? (?:{_STREET_TYPES}) [^\n,;:()]{{2,60}}?"
                                 rf"(?= *(?:[,;\n(]|$| \d{{4,5}} ))")),  # 12 bis rue de la Gare
     ("AGE", ",.", "", re.compile(r"\d{1,3} ?ans?(?: et \d{1,2} mois)?(?!\w)|\d{1,2} mois(?!\w)")),
     # national: 0475 12 34 56, 02/764.11.11, 010 45 67 89, 01 45 67 89 10, 02/4929533 (9 or 10 digits, checked)
@@ -121,9 +143,11 @@ _AGE_IN_BRACKETS = re.compile(r"\d{1,3} ?a\)")  # "(45a)"
 _MONTH_BEFORE = re.compile(rf"(?:{_MONTH}) $")  # "mars 2021"
 _MONTH_ENDS = frozenset(m[-1] for m in _MONTHS) | frozenset(".")  # last letters of the month names
 # a number after a label: IPP 1234567, N° dossier : 87753037, Acc. RX-2021-004512, NISS: ...
-_LABELLED_ID = re.compile(  # case spelt out: the (?i) flag costs a third more on every report
-    r"(?:IPP|NISS|INSS|NIR|RN|ID(?: [Pp]atient)?|(?:N°|n°|No\.?|Num(?:éro)?\.?)(?: (?:de |d['’]|du )?[\w'’é]+){0,2}|"
-    r"[Dd]ossier|DOSSIER|[Rr]egistre national|[Aa]ccession|Acc\.(?: n°)?) *:? *"
+_NUMBER_WORDS = r"(?: (?:de |d['’]|du )?[\w'’é]+){0,2}"  # N° de dossier, n° d'accession
+_LABELLED_ID = re.compile(  # case spelt out, and every branch opens with a letter: the scan then jumps from
+    # candidate letter to candidate letter in C (a (?i) flag or a [Dd] opening costs two to three times more)
+    rf"(?:IPP|NISS|INSS|NIR|RN|ID(?: [Pp]atient)?|N(?:°|o\.?|um(?:éro)?\.?){_NUMBER_WORDS}|n°{_NUMBER_WORDS}|"
+    r"Dossier|dossier|DOSSIER|Registre national|registre national|Accession|accession|Acc\.(?: n°)?) *:? *"
     r"(?P<id>(?:[A-Z]{1,4}-)*[A-Z0-9]*\d[A-Z0-9]*(?:[ .\-/][A-Z0-9]+)*)"
 )  # fmt: skip
 _INSTITUTION = re.compile(
@@ -193,23 +217,27 @@ class Deidentifier:
         """Every candidate span led by a number or a capitalised word, overlapping ones included."""
         found: list[PhiSpan] = []
         for chunk in _NUMBER_START.finditer(text):
-            reach = chunk.start()  # a number inside the chunk is tried where no match already covers it
-            for at in [chunk.start()] + [i + 1 for i in range(chunk.start(), chunk.end()) if text[i] == " "]:
+            at, end = chunk.span()
+            reach = at  # a number inside the chunk (after a space) is tried where no match already covers it
+            while at >= 0:
                 if at >= reach and at < len(text) and (text[at].isdigit() or text[at] == "+"):
-                    spans = self._at_number(text, at)
-                    found += spans
-                    reach = max([reach] + [s.end for s in spans])
+                    for span in self._at_number(text, at):
+                        found.append(span)
+                        reach = max(reach, span.end)
+                at = text.find(" ", at, end)
+                at = at + 1 if at >= 0 else -1
+        memo, datelines = self._roles, ", le " in text
         for m in _CAP_WORD.finditer(text):
             at, word = m.start(), m.group()
             if at and text[at - 1].isalpha():
                 continue
-            roles = self._roles.get(word)
+            roles = memo.get(word)
             if roles is None:
                 roles = _role(word, self.lookups)
-                if len(self._roles) < 100_000:  # a bound on the memo, never on detection
-                    self._roles[word] = roles
-            place = text.endswith(_PLACE_BEFORE, 0, at)
-            dateline = text.find(", le ", at, at + 60) >= 0
+                if len(memo) < 100_000:  # a bound on the memo, never on detection
+                    memo[word] = roles
+            place = roles & _TOWN_ROLE and text.endswith(_PLACE_BEFORE, 0, at)
+            dateline = datelines and text.find(", le ", at, at + 60) >= 0 and _is_line_start(text, at)
             if roles or place or dateline:
                 found += self._at_capital(text, at, word, roles, place, dateline)
         return found
@@ -281,16 +309,14 @@ class Deidentifier:
             spans.append(PhiSpan(at, m.end(), "LOCATION"))
         if roles & _TITLE_ROLE and (m := _TITLED.match(text, at)):
             spans += _name_span(text, m.start("name"), m.end("name"), "PERSON")
-        if (dateline or roles & _KEY_ROLE) and _is_line_start(text, at):
+        if dateline or roles & _KEY_ROLE and _is_line_start(text, at):
             if dateline and (m := _DATELINE.match(text, at)):
                 spans.append(PhiSpan(at, m.end(), "LOCATION"))
             if roles & _KEY_ROLE and (m := _KEYED.match(text, at)):
                 end = m.end("first") if m.group("first") else m.end("name")
                 spans += _name_span(text, m.start("name"), end, "PATIENT")
         if place and (m := _PLACE.match(text, at)):
-            city = fold(m.group())
-            if city in look.cities and city not in look.not_names:
-                spans.append(PhiSpan(at, m.end(), "LOCATION"))
+            spans.append(PhiSpan(at, m.end(), "LOCATION"))
         if roles & _INITIAL_ROLE and (m := _INITIAL_NAME.match(text, at)):
             name = fold(m.group("name"))
             if name in look.surnames and name not in look.not_names:
@@ -323,16 +349,19 @@ class Deidentifier:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-_INSTITUTION_ROLE, _STREET_ROLE, _TITLE_ROLE, _KEY_ROLE, _INITIAL_ROLE, _NAME_ROLE = 1, 2, 4, 8, 16, 32
+_INSTITUTION_ROLE, _STREET_ROLE, _TITLE_ROLE, _KEY_ROLE, _INITIAL_ROLE, _NAME_ROLE, _TOWN_ROLE = 1, 2, 4, 8, 16, 32, 64
 
 
 def _role(word: str, look: Lookups) -> int:
-    """What a capitalised word may open, as bits: an institution, a street, a title, a header key, initials, a name."""
-    head, key = word.rstrip(".'’-"), fold(word)
+    """What a capitalised word may open, as bits: an institution, a street, a title, a header key, initials, a name,
+    a town (after 'à', 'de', ...)."""
+    head, key, town = word.rstrip(".'’-"), fold(word), _PLACE.match(word)
+    town = town and fold(town.group())
     return ((head in _INSTITUTION_FIRST) * _INSTITUTION_ROLE | (head in _STREET_FIRST) * _STREET_ROLE
             | (head in _TITLES or word in _TITLES) * _TITLE_ROLE | (word.split("(")[0] in _KEY_FIRST) * _KEY_ROLE
             | (len(word) >= 2 and word[1] == ".") * _INITIAL_ROLE
-            | (key in look.first_names or key in look.surnames or word.isupper()) * _NAME_ROLE)  # fmt: skip
+            | (key in look.first_names or key in look.surnames or _is_surname_upper(head)) * _NAME_ROLE
+            | bool(town and town in look.cities and town not in look.not_names) * _TOWN_ROLE)  # fmt: skip
 
 
 def _is_line_start(text: str, at: int) -> bool:

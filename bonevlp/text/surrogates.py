@@ -100,11 +100,12 @@ class Surrogates:
         for start, end, kind in spans:
             out.append(text[last:start])
             key = (kind, patient, text[start:end])
-            if key not in memo:
+            new = memo.get(key)
+            if new is None:
                 if len(memo) > 200_000:
                     memo.clear()
-                memo[key] = self.surrogate(key[2], kind, patient)
-            out.append(memo[key])
+                new = memo[key] = self.surrogate(key[2], kind, patient)
+            out.append(new)
             last = end
         out.append(text[last:])
         return "".join(out)
