@@ -327,3 +327,15 @@ def test_a_full_word_memo_never_stops_detection(deid):
     full._roles.update({f"W{i}": 0 for i in range(100_000)})
     assert full.annotate("Vu avec Dr Jean DUPONT.") == deid.annotate("Vu avec Dr Jean DUPONT.")
     assert "Jean" not in full._roles
+
+
+def test_trie_pattern_matches_every_word_and_prefers_the_longer() -> None:
+    import re
+
+    from bonevlp.text.deid import _trie
+
+    words = ("av.", "avenue", "rue", "ruelle", "rond-point", "r")
+    pattern = re.compile(f"(?:{_trie(words)})")
+    assert all(pattern.fullmatch(word) for word in words)
+    assert pattern.match("ruelle du Moulin").group() == "ruelle"  # not 'rue' nor 'r'
+    assert not pattern.fullmatch("avenu") and not pattern.fullmatch("ru.")
