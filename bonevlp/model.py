@@ -7,16 +7,19 @@ must be fed (size, mean, std) is stored with the model, as timm stores its defau
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedTokenizerBase
 
 from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig
+from bonevlp.pooling import StudyPooling
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: the multiplicative scale stays in [1, 100]
 
@@ -50,17 +53,37 @@ class ImageTower(nn.Module):
         return self.trunk(pixels)
 
 
+# The text encoders of the paper (BERT; RoBERTa, CamemBERT/DrBERT, XLM-R/SapBERT and mLUKE are RoBERTa-like),
+# mapped to whether their position ids start after the padding id: RoBERTa's n tokens use positions
+# pad_token_id + 1 ... pad_token_id + n, so max_position_embeddings must exceed max_length by pad_token_id + 1.
+TEXT_MODEL_TYPES = {"bert": False, "camembert": True, "luke": True, "roberta": True, "xlm-roberta": True}
+# transformers 5 registers LUKE's four entity special tokens ([UNK], [PAD], [MASK], [MASK2]) as word tokens after
+# the word vocabulary: a LUKE tokenizer is that much longer than the model's word embeddings.
+LUKE_ENTITY_TOKENS = 4
+
+
 class TextTower(nn.Module):
-    """A Hugging Face encoder pooled by its first token (the paper) or by a masked mean."""
+    """A Hugging Face encoder pooled by its first token (the paper) or by a masked mean.
+
+    Built from `cfg.path` (a local save_pretrained folder, read offline) or from `cfg.hf_config`, whose own
+    `vocab_size` wins over the tokenizer's so a checkpoint's spare embedding rows come back. Weights are float32
+    whatever the folder stores (bf16 is autocast's business). LUKE is a word encoder here: entity inputs are never
+    passed, so its entity table is cut to one row (307M of mLUKE-base's 585M weights).
+    """
 
     def __init__(self, cfg: TextTowerConfig, vocab_size: int):
         super().__init__()
-        if cfg.path is not None:
-            self.transformer = AutoModel.from_pretrained(cfg.path, local_files_only=True, add_pooling_layer=False)
+        config = _text_config(cfg, vocab_size)
+        if cfg.path is None:
+            self.transformer = AutoModel.from_config(config, add_pooling_layer=False, dtype=torch.float32)
         else:
-            hf = dict(cfg.hf_config)
-            hf_config = AutoConfig.for_model(hf.pop("model_type"), **{**hf, "vocab_size": vocab_size})
-            self.transformer = AutoModel.from_config(hf_config, add_pooling_layer=False)
+            self.transformer = AutoModel.from_pretrained(
+                cfg.path, config=config, local_files_only=True, add_pooling_layer=False, dtype=torch.float32
+            )
+        if vocab_size > config.vocab_size:  # LUKE's entity tokens only: _text_config refuses anything else
+            self.transformer.resize_token_embeddings(vocab_size, mean_resizing=False)
+        if config.model_type == "luke":
+            _drop_entity_table(self.transformer)
         self.pooling = cfg.pooling
         self.width: int = self.transformer.config.hidden_size
 
@@ -70,6 +93,56 @@ class TextTower(nn.Module):
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def _text_config(cfg: TextTowerConfig, vocab_size: int) -> PretrainedConfig:
+    """The encoder's HF config, checked against the tokenizer size and `max_length` before any weight is built."""
+    if cfg.path is None:
+        where, hf = "text.hf_config", dict(cfg.hf_config)
+        model_type = _supported(hf.pop("model_type", None), where)
+        config = AutoConfig.for_model(model_type, **{"vocab_size": vocab_size, **hf})
+    else:
+        folder = Path(cfg.path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"text.path {cfg.path} is not a folder: give a local save_pretrained model folder")
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"text.path {folder} has no config.json: it is not a Hugging Face model folder")
+        where = str(folder / "config.json")
+        stored = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model_type = _supported(stored.get("model_type"), where)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    spare = LUKE_ENTITY_TOKENS if model_type == "luke" else 0
+    if vocab_size > config.vocab_size + spare:
+        raise ValueError(
+            f"{where}: the tokenizer has {vocab_size} tokens but the model embeds only {config.vocab_size} (vocab_size); "
+            "use the model's own tokenizer (leave text.tokenizer_path unset) or one made for it"
+        )
+    offset = config.pad_token_id + 1 if TEXT_MODEL_TYPES[model_type] else 0
+    if cfg.max_length + offset > config.max_position_embeddings:
+        after = f" ({model_type} positions start after pad_token_id {config.pad_token_id})" if offset else ""
+        raise ValueError(
+            f"{where}: text.max_length {cfg.max_length} needs {cfg.max_length + offset} position embeddings{after} "
+            f"but max_position_embeddings is {config.max_position_embeddings}; "
+            f"set text.max_length to {config.max_position_embeddings - offset} or less"
+        )
+    return config
+
+
+def _supported(model_type: str | None, where: str) -> str:
+    if model_type not in TEXT_MODEL_TYPES:
+        raise ValueError(
+            f"{where}: model_type {model_type!r} is not a supported text tower; supported: {', '.join(TEXT_MODEL_TYPES)}"
+        )
+    return model_type
+
+
+def _drop_entity_table(luke: nn.Module) -> None:
+    """Keep only the padding row of LUKE's entity embeddings, which a word-only encoder never reads."""
+    table = luke.get_entity_embeddings()
+    if table.num_embeddings > 1:
+        row = table.weight[:1].detach().clone()
+        luke.set_entity_embeddings(nn.Embedding.from_pretrained(row, freeze=False, padding_idx=0))
+        luke.config.entity_vocab_size = 1
 
 
 class DualEncoder(nn.Module):
@@ -83,6 +156,10 @@ class DualEncoder(nn.Module):
         self.image_proj = nn.Linear(self.image.width, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, cfg.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg.init_logit_scale)))
+        if cfg.init_logit_bias is not None:  # only when a loss uses it: an unused parameter breaks DDP
+            self.logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+        if cfg.study_pooling is not None:  # pools the image-tower features of a study's images
+            self.study_pool = StudyPooling(cfg.study_pooling, self.image.width)
 
     @property
     def preprocess(self) -> Preprocess:
@@ -92,8 +169,19 @@ class DualEncoder(nn.Module):
         """Pooled image-tower features before projection: what downstream probes use (as the paper)."""
         return self.image(pixels)
 
-    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        z = self.image_proj(self.image(pixels))
+    def study_features(self, pixels: torch.Tensor, image_mask: torch.Tensor) -> torch.Tensor:
+        """[B, N, 1, S, S] images of B studies (mask [B, N]: the real ones) -> [B, width], pooled per study."""
+        if not hasattr(self, "study_pool"):
+            raise ValueError("this model has no study pooling (ModelConfig.study_pooling is None): give one image per study")
+        real = self.image(pixels[image_mask])  # padding never runs through the tower (nor its BatchNorm statistics)
+        features = real.new_zeros(*image_mask.shape, real.shape[-1])
+        features[image_mask] = real
+        return self.study_pool(features, image_mask)
+
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True, image_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One embedding per image, or per study when `image_mask` marks several images of each."""
+        features = self.image(pixels) if image_mask is None else self.study_features(pixels, image_mask)
+        z = self.image_proj(features)
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -101,10 +189,21 @@ class DualEncoder(nn.Module):
         return F.normalize(z, dim=-1) if normalize else z
 
     def forward(
-        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        image_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised image and text embeddings and the multiplicative scale, as open_clip's CLIP returns."""
-        return self.encode_image(pixels), self.encode_text(input_ids, attention_mask), self.logit_scale.exp()
+        image = self.encode_image(pixels, image_mask=image_mask)
+        return image, self.encode_text(input_ids, attention_mask), self.logit_scale.exp()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the towers' activations in the backward pass: less memory for bigger batches, ~30 % more time."""
+        self.image.trunk.set_grad_checkpointing(enable)
+        text = self.text.transformer  # transformers 5 renamed gradient_ to activation_checkpointing
+        if enable:
+            getattr(text, "activation_checkpointing_enable", text.gradient_checkpointing_enable)({"use_reentrant": False})
+        else:
+            getattr(text, "activation_checkpointing_disable", text.gradient_checkpointing_disable)()
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:

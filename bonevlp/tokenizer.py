@@ -7,6 +7,7 @@ report) and lower-cases. It is saved with every checkpoint, so a model is never 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib.util import find_spec
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -62,9 +63,44 @@ def _wordpiece(model: models.WordPiece, normalizer: normalizers.Normalizer) -> T
     return tok
 
 
+# A tokenizer folder must hold one of these; transformers would otherwise build an empty 5-token tokenizer from the
+# model type in config.json, and the run would train on [UNK].
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
+# What transformers needs to read a SentencePiece *.model when no tokenizer.json sits beside it: package -> module.
+SENTENCEPIECE_PACKAGES = {"sentencepiece": "sentencepiece", "protobuf": "google.protobuf"}
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """Load a tokenizer from a local directory only (never a hub)."""
+    """Load a tokenizer from a local folder only (never a hub), refusing folders transformers would misread.
+
+    Without tokenizer.json, a SentencePiece model (XLM-R, CamemBERT, mLUKE downloads) needs the sentencepiece and
+    protobuf packages; transformers would otherwise fail with a misleading tiktoken error.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} does not exist; give a local save_pretrained folder")
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if not any(any(path.glob(pattern)) for pattern in VOCABULARY_FILES):
+        raise FileNotFoundError(
+            f"{path} holds no tokenizer vocabulary ({', '.join(VOCABULARY_FILES)}); "
+            "set text.tokenizer_path to the folder of the model's tokenizer"
+        )
+    sentencepiece = sorted(path.glob("*.model"))
+    if sentencepiece and not (path / "tokenizer.json").is_file():
+        missing = [package for package, module in SENTENCEPIECE_PACKAGES.items() if not _importable(module)]
+        if missing:
+            raise ImportError(
+                f"{sentencepiece[0]} is a SentencePiece model and {path} has no tokenizer.json: reading it needs "
+                f"`pip install {' '.join(missing)}`, or save the tokenizer once with save_pretrained where they are "
+                "installed (that writes tokenizer.json, which loads without them)"
+            )
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer in {path} has no padding token; batches of reports cannot be padded")
+    return tokenizer
+
+
+def _importable(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
