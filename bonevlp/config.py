@@ -62,6 +62,12 @@ class ModelConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     embed_dim: int = 128  # shared embedding dimension of both projections
     init_logit_scale: float = math.log(1 / 0.07)  # CLIP's temperature 0.07, learnable, clamped to [0, ln 100]
+    init_logit_bias: float | None = None  # SigLIP's learnable bias (-10); None: no bias (softmax losses ignore it)
+    study_pooling: str | None = None  # several images per study: "mean" or "gated" (attention); None: one image
+
+    def __post_init__(self) -> None:
+        if self.study_pooling not in (None, "mean", "gated"):
+            raise ValueError(f"study_pooling must be None, 'mean' or 'gated', got {self.study_pooling!r}")
 
 
 @dataclass
@@ -73,25 +79,45 @@ class TrainConfig:
     split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
     tokenizer_texts: str | None = None  # de-identified corpus CSV (01_reports) the WordPiece also learns from
     model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "clip"  # "clip" (softmax, open_clip), "siglip" (sigmoid, needs model.init_logit_bias) or "label_aware"
+    labels_file: str | None = None  # report labels CSV of 01_reports (study, label, certainty): label_aware's targets
+    images_per_study: int = 1  # 1: one random image per study per step (the paper); N: up to N, pooled by the model
+    augment: dict[str, Any] = field(default_factory=dict)  # overrides of bonevlp.data.images.Augment's fields
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int = 64  # pairs per optimiser step, over all processes: every other pair is a negative
+    micro_batches: int = 1  # k > 1: the batch is embedded in k chunks (GradCache), same loss and gradients, less memory
     lr: float = 1e-3  # peak learning rate of AdamW
     weight_decay: float = 0.05
     warmup_steps: int = 50  # linear warmup, then cosine decay to zero
     val_fraction: float = 0.1  # share of training patients held out for validation
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    precision: str = "auto"  # "fp32", "bf16" (autocast) or "auto": bf16 where the hardware computes it natively
+    channels_last: bool = True  # NHWC images for convolutional towers (oneDNN and cuDNN run them faster)
+    grad_checkpointing: bool = False  # recompute activations in the backward pass: less memory, more time
+    checkpoint_every: int = 0  # also write a resumable checkpoint every N steps (0: at the end of each epoch only)
     log_every: int = 10  # steps between history rows
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        for name in ("epochs", "batch_size", "log_every"):
+        choices = {"precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
+                   "loss": ("clip", "siglip", "label_aware")}  # fmt: skip
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+        for name in ("epochs", "batch_size", "log_every", "micro_batches", "images_per_study"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 (0: end of epoch only), got {self.checkpoint_every}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.loss == "siglip" and self.model.init_logit_bias is None:
+            raise ValueError("loss 'siglip' needs a learnable bias: set model.init_logit_bias (SigLIP uses -10)")
+        if self.loss == "label_aware" and not self.labels_file:
+            raise ValueError("loss 'label_aware' needs labels_file: the report labels CSV written by 01_reports")
+        if self.images_per_study > 1 and self.model.study_pooling is None:
+            raise ValueError(f"images_per_study {self.images_per_study} needs model.study_pooling ('mean' or 'gated')")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:

@@ -1,41 +1,56 @@
 """Contrastive image-report pretraining: `python -m bonevlp.train --config FILE [--resume]` or `train(config)`.
 
+Several processes: `torchrun --nproc-per-node N -m bonevlp.train --config FILE`. `batch_size` is the global batch;
+each rank embeds its share and the loss gathers every rank's embeddings (`bonevlp.distributed`), so a run gives
+the gradients of one process on the whole batch, whatever N.
+
 The loop is plain PyTorch on purpose: AdamW, linear warmup then cosine decay, the logit scale clamped after
-every step, a checkpoint written atomically at the end of every epoch. Resuming restores the optimiser,
-schedule and RNG state, and the data order depends only on (seed, epoch), so a resumed run ends where an
-uninterrupted one would.
+every step, a checkpoint written atomically at the end of every epoch (and every `checkpoint_every` steps).
+Resuming restores the optimiser, schedule and RNG state; the epoch's order depends only on (seed, epoch) and each
+item's pixels only on (seed, epoch, index), so a run resumed mid-epoch ends with the weights of an uninterrupted
+one.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import math
 import random
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bonevlp.checkpoint import load_checkpoint, save_checkpoint
 from bonevlp.config import TrainConfig, load_train_config
-from bonevlp.data.images import image_transform
+from bonevlp.data.images import Augment, image_transform
 from bonevlp.data.mura import check_reports_cover, read_mura, read_reports
-from bonevlp.data.pairs import PairDataset, Study, collate_pairs
+from bonevlp.data.pairs import EpochSampler, PairDataset, Study, collate_pairs
 from bonevlp.data.splits import load_or_create_split
+from bonevlp.distributed import DistInfo, cleanup, init_distributed
 from bonevlp.evaluate.retrieval import retrieval_metrics
-from bonevlp.loss import ClipLoss
-from bonevlp.text.clean import clean_report
-from bonevlp.text.process import read_processed
+from bonevlp.gradcache import accumulated_step
+from bonevlp.loss import make_loss
 from bonevlp.model import DualEncoder, create_model
+from bonevlp.text.clean import clean_report
+from bonevlp.text.labeler import label_vectors, read_report_labels
+from bonevlp.text.process import read_processed
 from bonevlp.tokenizer import load_tokenizer, train_wordpiece
 
 log = logging.getLogger(__name__)
+
+StudyRow = tuple[str, list[str], str]  # (study, image paths, report)
 
 
 def seed_everything(seed: int) -> None:
@@ -48,20 +63,20 @@ def split_path(cfg: TrainConfig) -> Path:
     return Path(cfg.split_file or Path(cfg.data_root) / "splits" / f"mura_train_val_seed{cfg.seed}.csv")
 
 
-def pretraining_studies(cfg: TrainConfig) -> dict[str, list[tuple[str, list[str], str]]]:
+def pretraining_studies(cfg: TrainConfig) -> dict[str, list[StudyRow]]:
     """Per fold ('train', 'val'): (study, image paths, report) from MURA train and the report table."""
     images = read_mura(cfg.data_root, "train")
     images["fold"] = load_or_create_split(images, split_path(cfg), cfg.val_fraction, cfg.seed)
     source = Path(cfg.data_root) / "reports.csv"
     reports = read_reports(source)
     check_reports_cover(images["study"], reports, source)
-    out: dict[str, list[tuple[str, list[str], str]]] = {"train": [], "val": []}
+    out: dict[str, list[StudyRow]] = {"train": [], "val": []}
     for (fold, study), group in images.groupby(["fold", "study"], sort=True):
         out[fold].append((study, sorted(group["abs_path"]), reports[study]))
     return out
 
 
-def tokenize_studies(rows: list[tuple[str, list[str], str]], tokenizer, max_length: int) -> list[Study]:
+def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int) -> list[Study]:
     """Clean every report as the paper does (sentences joined by the tokenizer's separator) and tokenize it once;
     training then only pads."""
     texts = [clean_report(r[2], sep_token=tokenizer.sep_token) for r in rows]
@@ -69,14 +84,14 @@ def tokenize_studies(rows: list[tuple[str, list[str], str]], tokenizer, max_leng
     return [Study(key, tuple(paths), tuple(ids)) for (key, paths, _), ids in zip(rows, encoded)]
 
 
-def make_tokenizer(cfg: TrainConfig, train_reports: list[str]):
-    """The model's own tokenizer when loaded from a path; else a WordPiece trained on the cleaned training reports
-    and, when `tokenizer_texts` names one, the de-identified corpus written by 01_reports."""
+def make_tokenizer(cfg: TrainConfig, train_reports: list[str], extra_texts: list[str] = ()):
+    """The model's own tokenizer when loaded from a path; else a WordPiece trained on the cleaned training reports,
+    the de-identified corpus written by 01_reports when `tokenizer_texts` names one, and `extra_texts`."""
     text = cfg.model.text
     source = text.tokenizer_path or text.path
     if source:
         return load_tokenizer(source)
-    corpus = [clean_report(r) for r in train_reports]
+    corpus = [clean_report(r) for r in train_reports] + list(extra_texts)
     if cfg.tokenizer_texts:
         corpus += list(read_processed(cfg.tokenizer_texts)["text"])
     return train_wordpiece(corpus, vocab_size=text.vocab_size, max_length=text.max_length)
@@ -84,13 +99,13 @@ def make_tokenizer(cfg: TrainConfig, train_reports: list[str]):
 
 def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases, norms and the temperature (as CLIP)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_" in n]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int):
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -100,102 +115,250 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
-def _loader(dataset: PairDataset, cfg: TrainConfig, pad_id: int, shuffle: bool, epoch: int) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle,  # a contrastive step on a tiny last batch has too few negatives
-        num_workers=cfg.num_workers,
-        collate_fn=collate_pairs(pad_id),
-        generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
-    )
+# ------------------------------------------------------------------------------------------------ hardware
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto": the CUDA GPU when there is one, else the CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX): without it bf16 is emulated, and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: stay with fp32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto": bf16 autocast where the hardware has it (CUDA with bf16, or a CPU with AVX512-BF16/AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    return "bf16" if native else "fp32"
+
+
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """A fresh autocast context per forward pass (GradCache enters one per micro-batch)."""
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+class _Labelled(Dataset):
+    """A PairDataset whose items also carry their report's label vector (for the label-aware loss)."""
+
+    def __init__(self, pairs: PairDataset, vectors: np.ndarray):
+        self.pairs, self.vectors = pairs, torch.from_numpy(vectors)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.pairs.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {**self.pairs[index], "labels": self.vectors[index]}
+
+
+def _collate(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
+    pairs = collate_pairs(pad_id)
+
+    def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        batch = pairs(items)
+        if "labels" in items[0]:
+            batch["labels"] = torch.stack([it["labels"] for it in items])
+        return batch
+
+    return collate
+
+
+def build_datasets(cfg: TrainConfig, folds: dict[str, list[StudyRow]], tokenizer, model: DualEncoder,
+                   progress: bool = True) -> tuple[Dataset, PairDataset]:  # fmt: skip
+    """Training pairs (augmented, decoded once, with label vectors for the label-aware loss) and validation pairs."""
+    max_length, n = cfg.model.text.max_length, cfg.images_per_study
+    augment = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})  # YAML lists
+    train_set = PairDataset(tokenize_studies(folds["train"], tokenizer, max_length),
+                            image_transform(model.preprocess, True, augment), cfg.seed, images_per_study=n,
+                            progress=progress)  # fmt: skip
+    val_set = PairDataset(tokenize_studies(folds["val"], tokenizer, max_length),
+                          image_transform(model.preprocess, False), cfg.seed, random_image=False,
+                          images_per_study=n, progress=progress)  # fmt: skip
+    if cfg.loss == "label_aware":
+        labels = read_report_labels(cfg.labels_file, cohort="mura")
+        studies = [s.key for s in train_set.studies]
+        missing = sum(key not in labels for key in studies)
+        if missing == len(studies):
+            raise ValueError(f"{cfg.labels_file} labels none of the {len(studies)} training studies (cohort 'mura'); "
+                             "run 01_reports on this data root first")  # fmt: skip
+        return _Labelled(train_set, label_vectors(studies, labels)), val_set
+    return train_set, val_set
+
+
+def _loader(dataset: Dataset, cfg: TrainConfig, batch_size: int, pad_id: int, sampler=None) -> DataLoader:
+    """Its own generator: a DataLoader draws its workers' base seed when iterated, which must not consume the
+    global RNG (dropout's), or a run resumed mid-epoch would drop other units than an uninterrupted one."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=sampler is not None,
+                      num_workers=cfg.num_workers, collate_fn=_collate(pad_id),
+                      generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last and out["pixels"].ndim == 4:
+        out["pixels"] = out["pixels"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def train_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], loss_fn: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, micro_batches: int = 1,
+               autocast: Callable[[], AbstractContextManager] = functools.partial(torch.autocast, "cpu", enabled=False),
+               ) -> torch.Tensor:  # fmt: skip
+    """One optimiser step on a batch (zero grads, forward, loss, backward, step, clamp the scale); the loss.
+
+    `model` may be wrapped in DistributedDataParallel. With `micro_batches` > 1 the batch is embedded in chunks
+    (GradCache: the same loss and gradients as one pass, with the memory of one chunk)."""
+    inner = model.module if isinstance(model, DistributedDataParallel) else model
+    inputs = ("pixels", "input_ids", "attention_mask") + (("image_mask",) if "image_mask" in batch else ())
+    loss_kwargs = {"labels": batch["labels"]} if "labels" in batch else {}
+    optimizer.zero_grad(set_to_none=True)
+    if micro_batches > 1:
+        loss = accumulated_step(model, batch, loss_fn, micro_batches, autocast=autocast, loss_kwargs=loss_kwargs,
+                                model_inputs=inputs)  # fmt: skip
+    else:
+        with autocast():
+            img, txt, scale = model(**{k: batch[k] for k in inputs})
+        if hasattr(inner, "logit_bias"):
+            loss_kwargs["logit_bias"] = inner.logit_bias.float()
+        loss = loss_fn(img.float(), txt.float(), scale.float(), **loss_kwargs)
+        loss.backward()
+        loss = loss.detach()
+    optimizer.step()
+    inner.clamp_logit_scale()
+    return loss
 
 
 @torch.no_grad()
-def evaluate_pairs(model: DualEncoder, loader: DataLoader, loss_fn: ClipLoss, autocast: bool) -> dict[str, float]:
-    """Held-out contrastive loss (mean over batches) and image<->report retrieval over all held-out pairs."""
+def evaluate_pairs(model: DualEncoder, loader: DataLoader, device: torch.device, channels_last: bool,
+                   autocast: Callable[[], AbstractContextManager]) -> dict[str, float]:  # fmt: skip
+    """Held-out CLIP loss (mean over batches, whatever the training loss, so runs compare) and image<->report
+    retrieval over all held-out pairs. One process computes it: no gathering."""
     model.eval()
     images, texts, losses = [], [], []
     for batch in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            img, txt, scale = model(batch["pixels"], batch["input_ids"], batch["attention_mask"])
-        losses.append(float(loss_fn(img.float(), txt.float(), scale.float())))
-        images.append(img.float().numpy())
-        texts.append(txt.float().numpy())
+        batch = _to(batch, device, channels_last)
+        with autocast():
+            img, txt, scale = model(batch["pixels"], batch["input_ids"], batch["attention_mask"], batch.get("image_mask"))
+        logits = scale.float() * img.float() @ txt.float().T
+        target = torch.arange(len(logits), device=logits.device)
+        losses.append(float(F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+        images.append(img.float().cpu().numpy())
+        texts.append(txt.float().cpu().numpy())
     model.train()
     metrics = retrieval_metrics(np.concatenate(images), np.concatenate(texts))
     return {"val_loss": float(np.mean(losses)), **metrics}
 
 
+# ------------------------------------------------------------------------------------------------ the run
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Pretrain a dual encoder on MURA-train studies and their reports; returns the checkpoint directory."""
-    out_dir = Path(cfg.out_dir)
+    out_dir, dist = Path(cfg.out_dir), init_distributed()
+    try:
+        return _train(cfg, resume, progress and dist.rank == 0, out_dir, dist)
+    finally:
+        cleanup()
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool, out_dir: Path, dist: DistInfo) -> Path:
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    autocast = autocast_factory(precision, device)
+    if cfg.batch_size % dist.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must divide among the {dist.world_size} processes")
     seed_everything(cfg.seed)
     folds = pretraining_studies(cfg)
+    state = None
     if resume:
         ckpt = load_checkpoint(out_dir)
         model, tokenizer = ckpt.model.train(), ckpt.tokenizer
         state = torch.load(out_dir / "train_state.pt", weights_only=False)
     else:
         tokenizer = make_tokenizer(cfg, [r[2] for r in folds["train"]])
-        model, state = create_model(cfg.model, tokenizer, seed=cfg.seed).train(), None
-
-    max_length = cfg.model.text.max_length
-    train_set = PairDataset(tokenize_studies(folds["train"], tokenizer, max_length), image_transform(model.preprocess, True), cfg.seed)
-    val_set = PairDataset(
-        tokenize_studies(folds["val"], tokenizer, max_length), image_transform(model.preprocess, False), cfg.seed, random_image=False
-    )
+        model = create_model(cfg.model, tokenizer, seed=cfg.seed).train()
+    model.to(device)
+    if cfg.channels_last:
+        model.image.to(memory_format=torch.channels_last)
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    train_set, val_set = build_datasets(cfg, folds, tokenizer, model, progress)
     steps_per_epoch = len(train_set) // cfg.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(train_set)} training studies; lower it")
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, total_steps))
-    loss_fn, autocast = ClipLoss(), cfg.precision == "bf16"
+    loss_fn = make_loss(cfg.loss)
     history: dict[str, list[dict[str, Any]]] = {"steps": [], "epochs": []}
-    start_epoch, step = 0, 0
+    epoch, step, done = 0, 0, 0  # epoch in progress, optimiser steps so far, steps done in this epoch
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+        epoch, step, done, history = state["epoch"], state["step"], state["done"], state["history"]
+    if done == steps_per_epoch:  # the checkpoint closed its epoch
+        epoch, done = epoch + 1, 0
+    runner = DistributedDataParallel(model) if dist.world_size > 1 else model
+    pad_id, per_rank = tokenizer.pad_token_id, cfg.batch_size // dist.world_size
+    val_loader = _loader(val_set, cfg, per_rank, pad_id)
+    run_info = {"precision": precision, "device": str(device), "world_size": dist.world_size}
 
-    pad_id = tokenizer.pad_token_id
-    val_loader = _loader(val_set, cfg, pad_id, shuffle=False, epoch=0)
-    for epoch in range(start_epoch, cfg.epochs):
+    def save(closing_epoch: bool) -> None:
+        if dist.rank != 0:
+            return
+        train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": step, "done": done,
+                       "history": history}  # fmt: skip
+        extra = {"train": dataclasses.asdict(cfg), "run": run_info, "epoch": epoch + closing_epoch, "step": step,
+                 "history": history}  # fmt: skip
+        save_checkpoint(out_dir, model, tokenizer, extra=extra, train_state=train_state)
+
+    while epoch < cfg.epochs:
         train_set.set_epoch(epoch)
-        t0 = time.perf_counter()
-        bar = tqdm(_loader(train_set, cfg, pad_id, True, epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        sampler = EpochSampler(len(train_set), cfg.seed, epoch, per_rank, start_batch=done, rank=dist.rank,
+                               world_size=dist.world_size)  # fmt: skip
+        t0, first = time.perf_counter(), done
+        bar = tqdm(_loader(train_set, cfg, per_rank, pad_id, sampler), total=steps_per_epoch, initial=done,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)  # fmt: skip
         for batch in bar:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                img, txt, scale = model(batch["pixels"], batch["input_ids"], batch["attention_mask"])
-            loss = loss_fn(img.float(), txt.float(), scale.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(runner, _to(batch, device, cfg.channels_last), loss_fn, optimizer, cfg.micro_batches,
+                              autocast)  # fmt: skip
             scheduler.step()
-            model.clamp_logit_scale()
-            step += 1
+            step, done = step + 1, done + 1
             if step % cfg.log_every == 0 or step == 1:
                 scale = model.logit_scale.exp().item()
                 row = {"step": step, "epoch": epoch + 1, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
                 history["steps"].append({**row, "logit_scale": scale})
                 bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.1f}")
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and done < steps_per_epoch:
+                save(closing_epoch=False)
         seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "step": step, "train_seconds": seconds, "pairs_per_second": steps_per_epoch * cfg.batch_size / seconds}
-        history["epochs"].append({**row, **evaluate_pairs(model, val_loader, loss_fn, autocast)})
-        log.info("epoch %d: %s", epoch + 1, history["epochs"][-1])
-        train_state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-        }
-        extra = {"train": dataclasses.asdict(cfg), "epoch": epoch + 1, "step": step, "history": history}
-        save_checkpoint(out_dir, model, tokenizer, extra=extra, train_state=train_state)
+        row = {"epoch": epoch + 1, "step": step, "train_seconds": seconds,
+               "pairs_per_second": (done - first) * cfg.batch_size / seconds}  # fmt: skip
+        if dist.rank == 0:
+            history["epochs"].append({**row, **evaluate_pairs(model, val_loader, device, cfg.channels_last, autocast)})
+            log.info("epoch %d: %s", epoch + 1, history["epochs"][-1])
+        save(closing_epoch=True)
+        epoch, done = epoch + 1, 0
     return out_dir
 
 

@@ -253,3 +253,14 @@ def test_scores_on_tiny_world(labeler, tiny_world):
         assert (scores["accuracy"] >= ACCURACY_FLOOR).all(), (cohort, scores["accuracy"].to_dict())
         assert scores.loc["overall", "affirmed_f1"] >= F1_FLOOR, cohort
         assert scores.loc["overall", "negated_f1"] >= F1_FLOOR, cohort
+
+
+def test_label_vectors_share_a_slot_for_the_same_statement() -> None:
+    from bonevlp.text.labeler import CERTAINTIES, LABELS, label_vectors
+
+    labels = {"a": {"fracture": "negated"}, "b": {"fracture": "negated"}, "c": {"fracture": "affirmed", "arthrose": "hypothetical"}}
+    vectors = label_vectors(["a", "b", "c", "unlabelled"], labels)
+    assert vectors.shape == (4, len(LABELS) * len(CERTAINTIES))
+    assert (vectors[0] == vectors[1]).all() and vectors[0].sum() == 1  # both rule out a fracture
+    assert vectors[2].sum() == 2 and float(vectors[0] @ vectors[2]) == 0  # a fracture stated is not one ruled out
+    assert not vectors[3].any()

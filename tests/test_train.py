@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -97,3 +99,81 @@ def test_warmup_then_cosine_schedule():
     assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert factor(9) == pytest.approx(0.5)
     assert factor(14) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_resume_mid_epoch_ends_with_the_uninterrupted_weights(tiny_world, tmp_path, monkeypatch):
+    full = train(tiny_config(tiny_world, tmp_path / "full", checkpoint_every=2), progress=False)
+    steps = json.loads((full / "config.json").read_text())["step"]
+    real_step, calls = train_module.train_step, []
+
+    def killed_at_step_3(*args, **kwargs):  # after the step-2 checkpoint, inside the first epoch
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed mid-epoch")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_world, tmp_path / "resumed", checkpoint_every=2), progress=False)
+    state = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=False)
+    assert (state["epoch"], state["step"], state["done"]) == (0, 2, 2)  # really mid-epoch
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    resumed = train(tiny_config(tiny_world, tmp_path / "resumed", checkpoint_every=2), resume=True, progress=False)
+    assert json.loads((resumed / "config.json").read_text())["step"] == steps
+    for name, tensor in weights(full).items():
+        assert torch.equal(tensor, weights(resumed)[name]), name
+
+
+@pytest.mark.parametrize("loss", ["siglip", "label_aware"])
+def test_other_losses_train_and_store_their_parameters(tiny_world, tmp_path, loss):
+    model = tiny_config(tiny_world, tmp_path).model
+    if loss == "siglip":
+        extra = {"model": dataclasses.replace(model, init_logit_bias=-10.0, init_logit_scale=math.log(10))}
+    else:
+        extra = {"labels_file": str(tiny_world / "truth" / "report_labels.csv")}  # the labeler's columns
+    out = train(tiny_config(tiny_world, tmp_path / loss, epochs=1, loss=loss, **extra), progress=False)
+    stored = weights(out)
+    assert ("logit_bias" in stored) == (loss == "siglip")
+    if loss == "siglip":
+        assert stored["logit_bias"].item() != -10.0  # learnt
+    assert load_checkpoint(out).config["train"]["loss"] == loss
+
+
+def test_label_aware_needs_labels_and_siglip_a_bias(tiny_world, tmp_path):
+    with pytest.raises(ValueError, match="labels_file"):
+        tiny_config(tiny_world, tmp_path, loss="label_aware")
+    with pytest.raises(ValueError, match="init_logit_bias"):
+        tiny_config(tiny_world, tmp_path, loss="siglip")
+    with pytest.raises(ValueError, match="study_pooling"):
+        tiny_config(tiny_world, tmp_path, images_per_study=2)
+
+
+def test_several_images_per_study_with_gated_pooling_and_micro_batches(tiny_world, tmp_path):
+    model = dataclasses.replace(tiny_config(tiny_world, tmp_path).model, study_pooling="gated")
+    out = train(tiny_config(tiny_world, tmp_path / "multi", epochs=1, images_per_study=2, micro_batches=2, model=model),
+                progress=False)  # fmt: skip
+    ckpt = load_checkpoint(out)
+    assert any(name.startswith("study_pool.") for name in weights(out))
+    pixels = torch.zeros(3, 2, 1, 32, 32)
+    mask = torch.tensor([[True, True], [True, False], [True, False]])
+    pixels[1, 1] = float("nan")  # a padded image never reaches the embedding
+    z = ckpt.model.encode_image(pixels, image_mask=mask)
+    assert z.shape == (3, 16) and torch.isfinite(z).all()
+    assert torch.allclose(z[1], z[2])
+
+
+def test_auto_precision_is_bf16_only_on_native_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert train_module.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert train_module.resolve_precision("auto", cpu) == "bf16"
+    assert train_module.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_bf16_autocast_and_grad_checkpointing_train(tiny_world, tmp_path):
+    out = train(tiny_config(tiny_world, tmp_path / "bf16", epochs=1, precision="bf16", grad_checkpointing=True), progress=False)
+    ckpt = load_checkpoint(out)
+    assert ckpt.config["run"]["precision"] == "bf16"
+    floats = [t for t in weights(out).values() if t.is_floating_point()]
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in floats)  # master weights stay fp32

@@ -47,7 +47,7 @@ Reading rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -416,6 +416,20 @@ def read_report_labels(path: str | Path, cohort: str | None = None) -> dict[str,
         labels[label] = certainty
     return truth
 
+
+def label_vectors(studies: Sequence[str], labels: dict[str, dict[str, str]]) -> np.ndarray:
+    """One row per study: a slot per (label, certainty) of `LABELS` x `CERTAINTIES`, 1 where the report states it.
+
+    What the label-aware loss compares: two reports that both rule out a fracture share the (fracture, negated)
+    slot, so they count as saying the same thing; a study without labels is a zero row (only its own report is its
+    positive)."""
+    slots = {(label, certainty): i * len(CERTAINTIES) + j
+             for i, label in enumerate(LABELS) for j, certainty in enumerate(CERTAINTIES)}  # fmt: skip
+    out = np.zeros((len(studies), len(slots)), dtype=np.float32)
+    for row, study in enumerate(studies):
+        for label, certainty in labels.get(study, {}).items():
+            out[row, slots[label, certainty]] = 1.0
+    return out
 
 def score_labels(predicted: dict[str, ReportLabels], truth: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Per label, and overall, over the studies of `truth`: how often the predicted state is right.
