@@ -29,7 +29,9 @@ from pytorch_metric_learning import losses, miners
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from bonevlp.config import TrainConfig
 from bonevlp.data.csvtable import DataFormatError
+from bonevlp.model import create_model
 
 LEXICON = Path(__file__).parent / "text" / "resources" / "sap_lexicon.tsv"
 
@@ -236,6 +238,36 @@ def save_text_tower(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     tokenizer.save_pretrained(str(folder))
     return folder
 
+
+@dataclass
+class AlignedTower:
+    """What `align_text_tower` did: where the aligned tower is, its synonym accuracy before and after, the history."""
+
+    folder: Path
+    accuracy_before: float
+    accuracy_after: float
+    history: list[dict[str, float]]
+
+
+def align_text_tower(
+    cfg: TrainConfig, sap: SapConfig, folder: str | Path, lexicon: Lexicon | None = None, progress: bool = True
+) -> AlignedTower:
+    """Sap-align the text tower a pretraining run with `cfg` would start from, and save it to `folder`.
+
+    The tower is exactly the one `train(cfg)` would build (its folder, or the from-scratch BERT with the WordPiece
+    learnt on the reports, initialised by `create_model` with `cfg.seed`), so a run from `folder` differs from the
+    plain run by the alignment alone. Pretrain from it with `cfg.model.text.path = folder`.
+    """
+    from bonevlp.train import make_tokenizer, pretraining_studies  # train builds towers; it never imports sap
+
+    lexicon = lexicon or read_lexicon()
+    reports = [] if cfg.model.text.path else [row[2] for row in pretraining_studies(cfg)["train"]]
+    tokenizer = make_tokenizer(cfg, reports)
+    model = create_model(cfg.model, tokenizer, seed=cfg.seed).text.transformer
+    before = synonym_accuracy(model, tokenizer, lexicon, sap.pooling, sap.max_length)
+    history = sap_align(model, tokenizer, lexicon, sap, progress)
+    after = synonym_accuracy(model, tokenizer, lexicon, sap.pooling, sap.max_length)
+    return AlignedTower(save_text_tower(model, tokenizer, folder), before, after, history)
 
 def _sample_batch(groups: list[list[int]], cfg: SapConfig, rng: random.Random) -> list[int]:
     """Concepts first, then up to `names_per_concept` of each one's names: every batch holds positives."""

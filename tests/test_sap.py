@@ -4,6 +4,7 @@ synonym accuracy on a from-scratch encoder, seeded runs, and a saved tower that 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import random
 from pathlib import Path
@@ -186,3 +187,29 @@ def test_saved_tower_loads_back_with_identical_embeddings(aligned, lexicon, toke
     with torch.no_grad():
         pooled = tower(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(torch.nn.functional.normalize(pooled, dim=-1), expected, rtol=0, atol=1e-6)
+
+
+def test_align_text_tower_starts_from_the_tower_pretraining_would_build(tiny_world, tmp_path):
+    from safetensors.torch import load_file
+
+    from bonevlp.checkpoint import load_checkpoint
+    from bonevlp.sap import align_text_tower
+    from bonevlp.train import train
+    from tests.test_train import tiny_config
+
+    cfg = tiny_config(tiny_world, tmp_path / "plain", epochs=1)
+    lexicon = read_lexicon()
+    sap = SapConfig(steps=3, batch_size=16, lr=1e-3, pooling=cfg.model.text.pooling)
+    aligned = align_text_tower(cfg, sap, tmp_path / "sap_tower", lexicon, progress=False)
+    assert len(aligned.history) == 1 and 0 <= aligned.accuracy_before <= 1 and 0 <= aligned.accuracy_after <= 1
+    plain = load_checkpoint(train(cfg, progress=False))
+    tokenizer = load_tokenizer(aligned.folder)
+    assert tokenizer.get_vocab() == plain.tokenizer.get_vocab()  # the WordPiece the plain run learns
+
+    text = dataclasses.replace(cfg.model.text, path=str(aligned.folder))
+    from_sap = tiny_config(tiny_world, tmp_path / "sap", epochs=1, model=dataclasses.replace(cfg.model, text=text))
+    out = train(from_sap, progress=False)
+    start = load_file(aligned.folder / "model.safetensors")
+    trained = load_file(out / "model.safetensors")
+    key = next(k for k in start if k.endswith("word_embeddings.weight"))
+    assert not torch.equal(start[key], trained["text.transformer." + key.removeprefix("bert.")])  # it trained on

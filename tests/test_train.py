@@ -177,3 +177,43 @@ def test_bf16_autocast_and_grad_checkpointing_train(tiny_world, tmp_path):
     assert ckpt.config["run"]["precision"] == "bf16"
     floats = [t for t in weights(out).values() if t.is_floating_point()]
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in floats)  # master weights stay fp32
+
+
+def test_torchrun_two_processes_train_like_one(tiny_world, tmp_path):
+    """`torchrun --nproc-per-node 2 -m bonevlp.train` on the global batch gives the weights of one process (towers
+    without BatchNorm and without dropout: those see per-rank batches and per-rank random draws)."""
+    import subprocess
+    import sys
+
+    text = {**TINY_BERT, "hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64,
+            "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}  # fmt: skip
+    config = {
+        "data_root": str(tiny_world), "epochs": 1, "batch_size": 8, "val_fraction": 0.2, "warmup_steps": 2,
+        "model": {"image": {"name": "test_vit", "image_size": 32}, "text": {"hf_config": text, "vocab_size": 300},
+                  "embed_dim": 16},
+    }  # fmt: skip
+    runs = {}
+    for n in (1, 2):
+        path = tmp_path / f"run{n}.yaml"
+        path.write_text(yaml.safe_dump({**config, "out_dir": str(tmp_path / f"ranks{n}")}))
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
+                   "-m", "bonevlp.train", "--config", str(path)]  # fmt: skip
+        env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[n] = weights(tmp_path / f"ranks{n}")
+    assert load_checkpoint(tmp_path / "ranks2").config["run"]["world_size"] == 2
+    for name, tensor in runs[1].items():
+        one, two = _without_key_bias(name, tensor), _without_key_bias(name, runs[2][name])
+        assert torch.allclose(one, two, atol=1e-5), name
+
+
+def _without_key_bias(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Attention key biases get a zero gradient (softmax ignores a shift shared by all keys), which Adam turns
+    from float noise into lr-sized steps: they differ between any two summation orders, so they are left out."""
+    if name.endswith("attention.self.key.bias"):
+        return tensor[:0]
+    if name.endswith("attn.qkv.bias"):
+        q, _, v = tensor.chunk(3)
+        return torch.cat([q, v])
+    return tensor
