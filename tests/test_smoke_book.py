@@ -17,6 +17,7 @@ FIGURES = [
     "synthetic_samples.png",
     "deid_phi_recall.png",
     "pretrain_curves_vlp.png",
+    "pretrain_curves_vlp_sap.png",
     *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp")),
 ]
 
@@ -30,8 +31,12 @@ def smoke_run(tmp_path_factory):
 
 @pytest.mark.book
 def test_every_stage_ran_and_saved_its_notebook(smoke_run):
-    assert [s.name for s in smoke_run.stages] == ["00_data", "01_reports", "02_pretrain", "03_latent_space", "04_downstream"]
+    assert [s.name for s in smoke_run.stages] == ["00_data", "01_reports", "02_pretrain", "02_pretrain", "03_latent_space",
+                                                  "04_downstream"]  # fmt: skip
+    assert [s.variant for s in smoke_run.stages if s.name == "02_pretrain"] == ["scratch", "scratch_sap"]
     assert all(s.status == "ran" and s.notebook.is_file() for s in smoke_run.stages)
+    sap = json.loads((smoke_run.run_dir / "checkpoints" / "vlp_sap" / "config.json").read_text())
+    assert sap["train"]["model"]["text"]["path"].endswith("text_towers/vlp_sap")  # pretrained from the Sap tower
 
 
 @pytest.mark.book
@@ -67,7 +72,7 @@ def test_latent_table_and_training_history_are_finite(smoke_run):
 @pytest.mark.book
 def test_second_run_skips_every_stage(smoke_run):
     again = run_book("smoke", runs_dir=smoke_run.run_dir.parent, progress=False)
-    assert [s.status for s in again.stages] == ["skipped"] * 5
+    assert [s.status for s in again.stages] == ["skipped"] * 6
 
 
 @pytest.mark.book
@@ -83,6 +88,7 @@ def test_no_corpus_phi_anywhere_in_the_run(smoke_run):
     scan = scan_files([*outputs, smoke_run.figures_dir], needles)
     assert scan.clean, f"PHI of types {sorted({leak.type for leak in scan.leaks})} in {sorted({leak.where for leak in scan.leaks})}"
     scanned = {p.name for root in outputs if root.is_dir() for p in root.rglob("*")}
-    assert {"corpus_deid.csv", "tokenizer.json", "01_reports.ipynb", "02_pretrain.ipynb"} <= scanned | {p.name for p in outputs}
+    assert {"corpus_deid.csv", "tokenizer.json", "01_reports.ipynb", "02_pretrain__scratch_sap.ipynb"} <= scanned | {p.name for p in outputs}
+    assert any(p.parent.name == "text_towers" for root in outputs if root.is_dir() for p in root.rglob("*"))
     raw = scan_files([data_root / "corpus" / "studies.csv"], needles)
     assert {leak.type for leak in raw.leaks} >= {"PATIENT", "PERSON", "ID", "PHONE", "EMAIL", "LOCATION"}
