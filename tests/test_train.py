@@ -182,6 +182,8 @@ def test_bf16_autocast_and_grad_checkpointing_train(tiny_world, tmp_path):
 def test_torchrun_two_processes_train_like_one(tiny_world, tmp_path):
     """`torchrun --nproc-per-node 2 -m bonevlp.train` on the global batch gives the weights of one process (towers
     without BatchNorm and without dropout: those see per-rank batches and per-rank random draws)."""
+    import os
+    import signal
     import subprocess
     import sys
 
@@ -198,9 +200,15 @@ def test_torchrun_two_processes_train_like_one(tiny_world, tmp_path):
         path.write_text(yaml.safe_dump({**config, "out_dir": str(tmp_path / f"ranks{n}")}))
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
                    "-m", "bonevlp.train", "--config", str(path)]  # fmt: skip
-        env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-3000:]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True) as run:  # fmt: skip
+            try:
+                _, stderr = run.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)  # torchrun and its workers: a hung rank must not outlive the test
+                raise
+        assert run.returncode == 0, stderr[-3000:]
         runs[n] = weights(tmp_path / f"ranks{n}")
     assert load_checkpoint(tmp_path / "ranks2").config["run"]["world_size"] == 2
     for name, tensor in runs[1].items():
