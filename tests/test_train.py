@@ -24,6 +24,19 @@ def weights(path) -> dict[str, torch.Tensor]:
     return load_file(path / "model.safetensors")
 
 
+def killed_at_call(function, n: int):
+    """`function`, except that its n-th call raises KeyboardInterrupt, as a run killed at that point."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt(f"killed at call {n}")
+        return function(*args, **kwargs)
+
+    return wrapped
+
+
 def test_training_writes_a_usable_checkpoint_with_history(tiny_world, tmp_path):
     out = train(tiny_config(tiny_world, tmp_path / "ckpt"), progress=False)
     ckpt = load_checkpoint(out)
@@ -44,15 +57,8 @@ def test_same_seed_same_weights_and_resume_matches_uninterrupted(tiny_world, tmp
     for name, tensor in weights(full).items():
         assert torch.equal(tensor, weights(again)[name]), name
 
-    real_evaluate, calls = train_module.evaluate_pairs, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed mid-run")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "evaluate_pairs", crash_in_second_epoch)
+    real_evaluate = train_module.evaluate_pairs
+    monkeypatch.setattr(train_module, "evaluate_pairs", killed_at_call(real_evaluate, 2))  # the second epoch's end
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_world, tmp_path / "resumed"), progress=False)
     assert load_checkpoint(tmp_path / "resumed").config["epoch"] == 1
@@ -104,15 +110,8 @@ def test_warmup_then_cosine_schedule():
 def test_resume_mid_epoch_ends_with_the_uninterrupted_weights(tiny_world, tmp_path, monkeypatch):
     full = train(tiny_config(tiny_world, tmp_path / "full", checkpoint_every=2), progress=False)
     steps = json.loads((full / "config.json").read_text())["step"]
-    real_step, calls = train_module.train_step, []
-
-    def killed_at_step_3(*args, **kwargs):  # after the step-2 checkpoint, inside the first epoch
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("killed mid-epoch")
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_step", killed_at_step_3)
+    real_step = train_module.train_step
+    monkeypatch.setattr(train_module, "train_step", killed_at_call(real_step, 3))  # after the step-2 checkpoint
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_world, tmp_path / "resumed", checkpoint_every=2), progress=False)
     state = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=False)
