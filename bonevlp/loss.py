@@ -23,6 +23,16 @@ from torch import nn
 from bonevlp.distributed import all_gather, gather_features
 
 
+def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+              targets: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of the image->text and text->image cross-entropies of `logit_scale * img @ txt.T`, on this process's
+    embeddings only (no gathering): pair i is row i's positive, or `targets` gives each row a distribution."""
+    logits_per_image = logit_scale * image_features @ text_features.T
+    if targets is None:
+        targets = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
+    return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets)) / 2
+
+
 class ClipLoss(nn.Module):
     """Symmetric InfoNCE over a batch of paired, L2-normalised embeddings (open_clip's `ClipLoss` semantics).
 
@@ -37,10 +47,7 @@ class ClipLoss(nn.Module):
         logit_scale: torch.Tensor,
         output_dict: bool = False,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        image_features, text_features = gather_features(image_features, text_features)
-        logits_per_image = logit_scale * image_features @ text_features.T
-        labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
-        loss = (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.T, labels)) / 2
+        loss = clip_loss(*gather_features(image_features, text_features), logit_scale)
         return {"contrastive_loss": loss} if output_dict else loss
 
 
@@ -93,9 +100,9 @@ class LabelAwareClipLoss(nn.Module):
     """CLIP with soft targets from report labels (MedCLIP, Wang et al. 2022): two "pas de fracture" reports are
     not negatives of each other.
 
-    `labels` is a float [n, k] tensor per pair, e.g. multi-hot findings weighted by the labeler's certainty
-    (1 affirmed, 0.5 hypothetical, 0 absent or negated). Encode a normal study with its own entry ("no finding"):
-    an all-zero row means "unknown" and falls back to plain CLIP's identity target. The loss is the mean of the
+    `labels` is a float [n, k] tensor per pair: training passes `bonevlp.text.labeler.label_vectors`, one slot per
+    (finding, certainty), so "fracture negated" is a statement of its own and a normal study has its "normal"
+    slot. An all-zero row means "unknown" and falls back to plain CLIP's identity target. The loss is the mean of the
     image->text and text->image soft cross-entropies against `label_similarity_targets(labels)`. Under DDP the
     labels are gathered with the embeddings.
     """
@@ -110,8 +117,7 @@ class LabelAwareClipLoss(nn.Module):
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         image_features, text_features = gather_features(image_features, text_features)
         targets = label_similarity_targets(all_gather(labels)).to(image_features.dtype)
-        logits_per_image = logit_scale * image_features @ text_features.T
-        loss = (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets)) / 2
+        loss = clip_loss(image_features, text_features, logit_scale, targets)
         return {"contrastive_loss": loss} if output_dict else loss
 
 

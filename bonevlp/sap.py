@@ -32,6 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from bonevlp.config import TrainConfig
 from bonevlp.data.csvtable import DataFormatError
 from bonevlp.model import create_model
+from bonevlp.train import make_tokenizer, pretraining_studies
 
 LEXICON = Path(__file__).parent / "text" / "resources" / "sap_lexicon.tsv"
 
@@ -258,8 +259,6 @@ def align_text_tower(
     learnt on the reports, initialised by `create_model` with `cfg.seed`), so a run from `folder` differs from the
     plain run by the alignment alone. Pretrain from it with `cfg.model.text.path = folder`.
     """
-    from bonevlp.train import make_tokenizer, pretraining_studies  # train builds towers; it never imports sap
-
     lexicon = lexicon or read_lexicon()
     reports = [] if cfg.model.text.path else [row[2] for row in pretraining_studies(cfg)["train"]]
     tokenizer = make_tokenizer(cfg, reports)

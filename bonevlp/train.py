@@ -14,6 +14,7 @@ one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -27,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -41,7 +41,7 @@ from bonevlp.data.splits import load_or_create_split
 from bonevlp.distributed import DistInfo, cleanup, init_distributed
 from bonevlp.evaluate.retrieval import retrieval_metrics
 from bonevlp.gradcache import accumulated_step
-from bonevlp.loss import make_loss
+from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
 from bonevlp.text.clean import clean_report
 from bonevlp.text.labeler import label_vectors, read_report_labels
@@ -221,7 +221,7 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: boo
 
 def train_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], loss_fn: torch.nn.Module,
                optimizer: torch.optim.Optimizer, micro_batches: int = 1,
-               autocast: Callable[[], AbstractContextManager] = functools.partial(torch.autocast, "cpu", enabled=False),
+               autocast: Callable[[], AbstractContextManager] = contextlib.nullcontext,
                ) -> torch.Tensor:  # fmt: skip
     """One optimiser step on a batch (zero grads, forward, loss, backward, step, clamp the scale); the loss.
 
@@ -258,9 +258,7 @@ def evaluate_pairs(model: DualEncoder, loader: DataLoader, device: torch.device,
         batch = _to(batch, device, channels_last)
         with autocast():
             img, txt, scale = model(batch["pixels"], batch["input_ids"], batch["attention_mask"], batch.get("image_mask"))
-        logits = scale.float() * img.float() @ txt.float().T
-        target = torch.arange(len(logits), device=logits.device)
-        losses.append(float(F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+        losses.append(float(clip_loss(img.float(), txt.float(), scale.float())))
         images.append(img.float().cpu().numpy())
         texts.append(txt.float().cpu().numpy())
     model.train()
