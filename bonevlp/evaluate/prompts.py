@@ -1,0 +1,97 @@
+"""French prompts for zero-shot classification: one list of prompts per class of each downstream task.
+
+The prompts are written in the words of the French reports the text tower was trained on (conclusions such as
+"Examen dans les limites de la normale.", "Pas de fracture visible.", "Matériel d'ostéosynthèse en place.",
+"Gonarthrose modérée (stade 3 de Kellgren et Lawrence)."), not in English class names: the tower has only ever read
+reports. Each class gets several phrasings, each put in several templates (a bare conclusion, or after the
+technique line of a radiograph); CLIP's template ensembling then averages the class's prompt embeddings
+(`bonevlp.evaluate.zeroshot.class_embeddings`).
+
+Class order is label order: the class at index i is label i of the task's data (MURA 0 normal / 1 abnormal,
+FracAtlas `fractured` 0 / 1, Kellgren-Lawrence grade 0-4), and the last class of a binary task is the positive one.
+An abnormal MURA study of the synthetic world has one focal finding (fracture, osteosynthesis hardware or a focal
+bone lesion), so "abnormal" lists the three.
+
+The prompts were written from the report vocabulary alone; none was chosen by a score on a test set (MURA valid,
+FracAtlas test, OAI test). Comparing prompt sets is only allowed on the pretraining validation fold of MURA.
+Bone age (RSNA) is a regression: it has no classes, hence no prompts.
+"""
+
+from __future__ import annotations
+
+
+def ensemble(templates: tuple[str, ...], phrasings: tuple[str, ...]) -> list[str]:
+    """Every phrasing in every template ("{}" marks where the phrasing goes)."""
+    return [template.format(phrasing) for template in templates for phrasing in phrasings]
+
+
+# Where a conclusion stands in a report: alone, or after the technique line naming the exam.
+LIMB_TEMPLATES = (  # MURA: upper limb
+    "{}",
+    "Radiographies du poignet, face et profil. {}",
+    "Radiographies de la main, face et profil. {}",
+    "Radiographies du coude, face et profil. {}",
+    "Radiographies de l'épaule, face et profil. {}",
+)
+FRACATLAS_TEMPLATES = (  # FracAtlas images: hand, leg, hip, shoulder
+    "{}",
+    "Radiographies de la main, face et profil. {}",
+    "Radiographies de la cheville, face et profil. {}",
+    "Radiographies de la hanche, face et profil. {}",
+    "Radiographies de l'épaule, face et profil. {}",
+)
+KNEE_TEMPLATES = (
+    "{}",
+    "Radiographies du genou, face en charge et profil. {}",
+    "Radiographie standard du genou (face et profil). {}",
+)
+
+NORMAL = (
+    "Examen dans les limites de la normale.",
+    "Pas d'anomalie osseuse décelable.",
+    "Radiographies normales.",
+    "Pas de fracture ni de lésion osseuse.",
+    "Pas de fracture visible. Absence de lésion osseuse.",
+    "Radiographie normale.",
+)
+ABNORMAL = (
+    "Fracture déplacée.",
+    "Trait de fracture, sans déplacement.",
+    "Matériel d'ostéosynthèse en place.",
+    "Ostéosynthèse par plaque vissée.",
+    "Lésion ostéolytique à explorer.",
+    "Radiographie anormale.",
+)
+NO_FRACTURE = (
+    "Pas de fracture visible.",
+    "Absence de trait de fracture.",
+    "Absence de lésion traumatique visible.",
+    "Pas de lésion osseuse traumatique.",
+)
+FRACTURE = (
+    "Fracture déplacée.",
+    "Fracture non déplacée.",
+    "Trait de fracture, avec déplacement.",
+    "Solution de continuité corticale, sans déplacement.",
+)
+KELLGREN_LAWRENCE = (  # grades 0 to 4
+    ("Pas de gonarthrose.", "Absence de signe radiologique d'arthrose.",
+     "Interlignes fémoro-tibiaux préservés, sans ostéophyte."),
+    ("Doute sur une gonarthrose débutante.", "Ostéophyte douteux, sans pincement de l'interligne.",
+     "Gonarthrose douteuse (stade 1 de Kellgren et Lawrence)."),
+    ("Gonarthrose débutante.", "Ostéophytes marginaux, sans pincement net de l'interligne.",
+     "Gonarthrose débutante (stade 2 de Kellgren et Lawrence)."),
+    ("Gonarthrose modérée.", "Pincement modéré de l'interligne fémoro-tibial, avec ostéophytes marginaux.",
+     "Gonarthrose modérée (stade 3 de Kellgren et Lawrence)."),
+    ("Gonarthrose sévère.", "Disparition de l'interligne fémoro-tibial, volumineux ostéophytes.",
+     "Gonarthrose sévère (stade 4 de Kellgren et Lawrence)."),
+)  # fmt: skip
+
+PROMPTS: dict[str, dict[str, list[str]]] = {
+    "mura": {"normal": ensemble(LIMB_TEMPLATES, NORMAL), "abnormal": ensemble(LIMB_TEMPLATES, ABNORMAL)},
+    "fracture": {
+        "no_fracture": ensemble(FRACATLAS_TEMPLATES, NO_FRACTURE), "fracture": ensemble(FRACATLAS_TEMPLATES, FRACTURE)
+    },
+    "oai_kl": {f"kl_{grade}": ensemble(KNEE_TEMPLATES, words) for grade, words in enumerate(KELLGREN_LAWRENCE)},
+}
+"""task -> class -> prompts, classes in label order."""
