@@ -18,8 +18,14 @@ FIGURES = [
     "deid_phi_recall.png",
     "pretrain_curves_vlp.png",
     "pretrain_curves_vlp_sap.png",
-    *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp")),
+    *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "umap_mura_locations",
+                                        "umap_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp", "vlp_sap")),
+    "latent_overview.png",
+    "downstream_fractions.png",
+    "zero_shot_auroc.png",
 ]
+STAGES = ["00_data", "01_reports", "02_pretrain", "02_pretrain", "03_latent_space", "04_downstream",
+          "05_zeroshot_retrieval", "07_summary"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,7 @@ def smoke_run(tmp_path_factory):
 
 @pytest.mark.book
 def test_every_stage_ran_and_saved_its_notebook(smoke_run):
-    assert [s.name for s in smoke_run.stages] == ["00_data", "01_reports", "02_pretrain", "02_pretrain", "03_latent_space",
-                                                  "04_downstream"]  # fmt: skip
+    assert [s.name for s in smoke_run.stages] == STAGES
     assert [s.variant for s in smoke_run.stages if s.name == "02_pretrain"] == ["scratch", "scratch_sap"]
     assert all(s.status == "ran" and s.notebook.is_file() for s in smoke_run.stages)
     sap = json.loads((smoke_run.run_dir / "checkpoints" / "vlp_sap" / "config.json").read_text())
@@ -49,15 +54,28 @@ def test_figures_exist_and_are_images(smoke_run, name):
 
 
 @pytest.mark.book
-def test_probe_table_holds_finite_numbers_for_both_inits(smoke_run):
-    table = pd.read_csv(smoke_run.run_dir / "tables" / "mura_linear_probe.csv")
-    assert list(table["init"]) == ["random", "vlp"]
-    numeric = table.drop(columns=["init"]).to_numpy(dtype=float)
-    assert np.isfinite(numeric).all()
-    assert table["AUROC"].between(0, 1).all() and (table["AUROC 95% CI_lo"] <= table["AUROC 95% CI_hi"]).all()
-    assert "| random |" in (smoke_run.run_dir / "tables" / "mura_linear_probe.md").read_text()
-    metrics = json.loads((smoke_run.run_dir / "metrics" / "mura_linear_probe.json").read_text())
-    assert [row["init"] for row in metrics] == ["random", "vlp"]
+@pytest.mark.parametrize("task", ["mura", "fracture", "oai_kl", "bone_age"])
+def test_downstream_tables_have_every_init_and_finite_numbers(smoke_run, task):
+    table = pd.read_csv(smoke_run.run_dir / "tables" / f"downstream_{task}.csv")
+    assert list(table["init"]) == ["random", "vlp", "vlp_sap", "supervised from scratch"]
+    assert list(table.columns[1:]) == [f"{m} {f}%" for m in ("Linear", "FT") for f in (1, 10, 100)]
+    summary = pd.read_csv(smoke_run.run_dir / "metrics" / "downstream_summary.csv")
+    part = summary[summary["task"] == task]
+    primary = part["primary"].iloc[0]
+    assert len(part) == 3 * 2 * 3 + 1 and (part["seeds"][part["init"] != "supervised from scratch"] == 3).all()
+    assert np.isfinite(part[[primary, "ci_lo", "ci_hi"]].to_numpy(dtype=float)).all()
+    assert (part["ci_lo"] <= part["ci_hi"]).all()
+
+
+@pytest.mark.book
+def test_zero_shot_retrieval_and_summary_page(smoke_run):
+    zero_shot = pd.read_csv(smoke_run.run_dir / "tables" / "zero_shot.csv")
+    assert set(zero_shot["task"]) == {"mura", "fracture", "oai_kl"} and zero_shot["value"].between(0, 1).all()
+    retrieval = pd.read_csv(smoke_run.run_dir / "tables" / "retrieval.csv")
+    assert list(retrieval["model"]) == ["random", "vlp", "vlp_sap"]
+    assert retrieval["image_to_text_P@5"].between(0, 1).all()
+    page = (smoke_run.run_dir / "SUMMARY.md").read_text()
+    assert "Missing" not in page and "| 04_downstream |" in page and "## Zero-shot" in page
 
 
 @pytest.mark.book
@@ -72,7 +90,7 @@ def test_latent_table_and_training_history_are_finite(smoke_run):
 @pytest.mark.book
 def test_second_run_skips_every_stage(smoke_run):
     again = run_book("smoke", runs_dir=smoke_run.run_dir.parent, progress=False)
-    assert [s.status for s in again.stages] == ["skipped"] * 6
+    assert [s.status for s in again.stages] == ["skipped"] * len(STAGES)
 
 
 @pytest.mark.book
