@@ -30,7 +30,7 @@ from bonevlp.evaluate.downstream import (
 )
 from bonevlp.evaluate.finetune import FinetuneConfig
 from bonevlp.evaluate.linear import ABSENT_CLASS_LOGIT, DEFAULT_C, fit_linear_probe
-from bonevlp.evaluate.metrics import primary_metric, seed_mean_ci, task_metrics, unit_predictions
+from bonevlp.evaluate.metrics import _weighted_primary, primary_metric, seed_mean_ci, task_metrics, unit_predictions
 from bonevlp.evaluate.tasks import TASKS, load_task
 from bonevlp.model import create_model
 from bonevlp.tokenizer import train_wordpiece
@@ -147,6 +147,25 @@ def test_seed_mean_ci_brackets_the_estimate_and_is_seeded():
         seed_mean_ci(TASKS["mura"], truth, preds, n_boot=0)
 
 
+@pytest.mark.parametrize("name", ["mura", "oai_kl", "bone_age"])
+def test_weighted_bootstrap_metric_equals_the_metric_of_a_resampled_copy(name):
+    task, rng = TASKS[name], np.random.default_rng(3)
+    if name == "mura":
+        truth = rng.integers(0, 2, (80, 1)).astype(float)
+        pred = np.round(rng.uniform(size=80) * 0.5 + 0.3 * truth[:, 0], 2)  # rounded: ties
+    elif name == "oai_kl":
+        truth = rng.integers(0, 5, (80, 2)).astype(float)
+        truth[0, 1] = np.nan
+        pred = rng.dirichlet(np.ones(5), size=(80, 2))
+    else:
+        truth = rng.uniform(0, 200, (80, 1))
+        pred = truth + rng.normal(0, 10, (80, 1))
+    draws = rng.integers(0, 80, (4, 80))
+    counts = np.stack([np.bincount(d, minlength=80) for d in draws]).astype(float)
+    expected = [primary_metric(task, truth[d], pred[d]) for d in draws]
+    np.testing.assert_allclose(_weighted_primary(task, truth, pred, counts), expected, rtol=1e-12)
+
+
 def test_task_losses():
     loss, y = task_loss(TASKS["fracture"], np.array([[1.0], [0.0], [0.0], [0.0]]))
     out = torch.zeros(4, 1)
@@ -255,6 +274,11 @@ def test_run_task_handles_multiclass_and_regression(tiny_tasks, tmp_path, name):
     results = run_task(tiny_tasks[name], {"random": _tiny_model(0)}, cfg, tmp_path, progress=False)
     assert {r["method"] for r in results.runs} == {"linear", "finetune"}
     assert all(np.isfinite(r[TASKS[name].primary]) for r in results.runs)
+
+
+def test_supervised_baseline_needs_the_random_init(tiny_tasks, tmp_path):
+    with pytest.raises(ValueError, match="add 'random' to models"):
+        run_task(tiny_tasks["mura"], {"vlp": _tiny_model(1)}, DownstreamConfig(), tmp_path, progress=False)
 
 
 def test_downstream_config_checks():

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from bonevlp.embed import cached_tail_inputs
 from bonevlp.evaluate.finetune import FinetuneConfig, finetune, split_image_tower
+from bonevlp.evaluate.inputs import RANDOM
 from bonevlp.evaluate.linear import fit_linear_probe
 from bonevlp.evaluate.metrics import seed_mean_ci, task_metrics, unit_predictions
 from bonevlp.evaluate.tasks import Task, TaskData
@@ -74,7 +75,13 @@ class TaskResults:
 
 def run_task(data: TaskData, models: dict[str, DualEncoder], cfg: DownstreamConfig, cache_dir: str | Path,
              progress: bool = True) -> TaskResults:  # fmt: skip
-    """Every probe, fine-tuning and supervised run of one task, on the fraction files' subsets and seeds."""
+    """Every probe, fine-tuning and supervised run of one task, on the fraction files' subsets and seeds.
+
+    `models` maps names to initialisations; the supervised baseline trains the one named RANDOM ("random").
+    """
+    if cfg.supervised_seeds and RANDOM not in models:
+        raise ValueError(f"the supervised baseline trains the random-init model: add {RANDOM!r} to models "
+                         f"(got {sorted(models)}) or set supervised_seeds=0")  # fmt: skip
     task, n_train = data.task, len(data.train)
     y_train = data.targets(data.train)
     truth, _ = unit_predictions(task, data.test, np.zeros((len(data.test), task.n_outputs)))
@@ -96,7 +103,7 @@ def run_task(data: TaskData, models: dict[str, DualEncoder], cfg: DownstreamConf
                 results.add(init, "finetune", fraction, seed, _units(data, tuned.predict(inputs[n_train:])))
                 bar.update()
     if cfg.supervised_seeds:
-        random_init = next(iter(models.values()))
+        random_init = models[RANDOM]
         _, whole = split_image_tower(random_init.image, "all")
         pixels = cached_tail_inputs(random_init, data.paths, "all", cache_dir, progress=False)
         for seed in range(cfg.supervised_seeds):

@@ -9,12 +9,12 @@ seeds on each resample, so it covers test-set sampling; the spread over seeds is
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, softmax
-from scipy.stats import rankdata
 from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
 from bonevlp.evaluate.tasks import Task
@@ -62,40 +62,70 @@ def task_metrics(task: Task, truth: np.ndarray, pred: np.ndarray) -> dict[str, f
         hard = p.argmax(1)
         return {"accuracy": float((hard == y).mean()),
                 "QWK": float(cohen_kappa_score(y, hard, weights="quadratic", labels=range(task.n_classes))),
-                "macro AUROC": _macro_auroc(y, p)}  # fmt: skip
+                "macro AUROC": primary_metric(task, truth, pred)}  # fmt: skip
     known = ~np.isnan(truth)
     return {"MAE (months)": float(np.abs(pred[known] - truth[known]).mean())}
 
 
 def primary_metric(task: Task, truth: np.ndarray, pred: np.ndarray) -> float:
-    """The task's primary metric, fast enough for thousands of bootstrap resamples."""
-    if task.kind == "binary":
-        return _rank_auroc(truth[:, 0].astype(int), pred)
-    if task.kind == "multiclass":
-        return _macro_auroc(*_knees(truth, pred))
-    known = ~np.isnan(truth)
-    return float(np.abs(pred[known] - truth[known]).mean())
+    """The task's primary metric (the value `task_metrics` gives it)."""
+    return float(_weighted_primary(task, truth, pred, np.ones((1, len(truth))))[0])
 
 
 def seed_mean_ci(task: Task, truth: np.ndarray, preds: Sequence[np.ndarray], n_boot: int = 1000, seed: int = 0,
                  alpha: float = 0.05) -> tuple[float, float]:  # fmt: skip
     """Percentile-bootstrap (1 - alpha) interval of the primary metric averaged over `preds` (one per training
-    seed), resampling units. Resamples on which the metric is undefined (one class only) are skipped."""
+    seed), resampling units. Resamples on which the metric is undefined (one class only) are skipped.
+
+    A resample is a row of unit counts, and the metric is computed for all rows at once (weighted by the counts),
+    which is what a loop over resampled copies would give, a hundred times faster."""
     if n_boot < 1 or not 0 < alpha < 1:
         raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got n_boot={n_boot}, alpha={alpha}")
     if not preds or any(len(p) != len(truth) for p in preds):
         raise ValueError(f"give one prediction per unit ({len(truth)}) for at least one seed")
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(truth), size=len(truth))
-        value = np.mean([primary_metric(task, truth[idx], p[idx]) for p in preds])
-        if np.isfinite(value):
-            values.append(value)
-    if not values:
+    n = len(truth)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    counts = np.bincount((draws + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+    counts = counts.reshape(n_boot, n).astype(np.float64)
+    values = np.mean([_weighted_primary(task, truth, p, counts) for p in preds], axis=0)
+    values = values[np.isfinite(values)]
+    if not len(values):
         raise ValueError(f"task {task.name}: the metric is undefined on every bootstrap resample (too few units)")
     lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def _weighted_primary(task: Task, truth: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The primary metric for every row of unit weights (b, n_units): AUROC, macro AUROC over knees, or MAE."""
+    if task.kind == "binary":
+        return _weighted_auroc(truth[:, 0].astype(int), pred, weights)
+    if task.kind == "multiclass":
+        targets = truth.shape[1]
+        y, p = truth.reshape(-1), pred.reshape(truth.size, -1)
+        known = ~np.isnan(y)
+        y, p, w = y[known].astype(int), p[known], np.repeat(weights, targets, axis=1)[:, known]
+        per_class = np.stack([_weighted_auroc((y == k).astype(int), p[:, k], w) for k in np.unique(y)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample without any class: NaN, skipped
+            return np.nanmean(per_class, axis=0)
+    known = ~np.isnan(truth)
+    errors = np.where(known, np.abs(np.nan_to_num(pred) - np.nan_to_num(truth)), 0.0).sum(1)
+    return (weights @ errors) / (weights @ known.sum(1))
+
+
+def _weighted_auroc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC (the Mann-Whitney statistic, ties counting half) for every row of sample weights (b, n); NaN for a row
+    that weighs no positive or no negative."""
+    order = np.argsort(score, kind="stable")
+    sorted_scores = score[order]
+    ties = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])  # first index of each tied group
+    w, positive = weights[:, order], y[order] == 1
+    pos = np.add.reduceat(w * positive, ties, axis=1)
+    neg = np.add.reduceat(w * ~positive, ties, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    pairs = pos.sum(1) * neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (pos * (below + 0.5 * neg)).sum(1) / pairs, np.nan)
 
 
 def _knees(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,20 +134,3 @@ def _knees(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     p = pred.reshape(len(y), -1)
     known = ~np.isnan(y)
     return y[known].astype(int), p[known]
-
-
-def _rank_auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Binary AUROC as the Mann-Whitney statistic (ties count half); NaN with one class only."""
-    positive = y == 1
-    n_pos = int(positive.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((rankdata(score)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean one-vs-rest AUROC over the classes present in `y` (a class absent from the truth has none)."""
-    values = [_rank_auroc((y == k).astype(int), p[:, k]) for k in np.unique(y)]
-    values = [v for v in values if np.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")
