@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from bonevlp.embed import cached_tail_inputs
-from bonevlp.evaluate.finetune import FinetuneConfig, finetune, split_image_tower
-from bonevlp.evaluate.inputs import RANDOM
+from bonevlp.evaluate.finetune import FinetuneConfig, finetune, forward_in_batches, split_image_tower
+from bonevlp.evaluate.inputs import RANDOM, RANDOM_COLOR
 from bonevlp.evaluate.linear import fit_linear_probe
 from bonevlp.evaluate.metrics import seed_mean_ci, task_metrics, unit_predictions
 from bonevlp.evaluate.tasks import Task, TaskData
@@ -35,7 +35,6 @@ from bonevlp.model import DualEncoder
 
 METHODS = {"linear": "Linear", "finetune": "FT", "supervised": "Supervised"}
 SUPERVISED = "supervised from scratch"  # the table row of the supervised baseline
-BLOCK = 256  # images per forward pass when turning cached tail inputs into features
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def run_task(data: TaskData, models: dict[str, DualEncoder], cfg: DownstreamConf
     for init, model in models.items():
         _, tail = split_image_tower(model.image, cfg.finetune.depth)
         inputs = cached_tail_inputs(model, data.paths, cfg.finetune.depth, cache_dir, progress=False)
-        features = _tail_features(tail, inputs)
+        features = forward_in_batches(tail, inputs)  # the pooled features the probe reads
         for fraction in cfg.fractions:
             for seed in seeds:
                 rows = data.subset(seed, fraction)
@@ -140,20 +139,13 @@ def task_loss(task: Task, targets: np.ndarray) -> tuple[Callable[[torch.Tensor, 
 
 def _fresh_head(task: Task, width: int, y_train: np.ndarray, seed: int) -> torch.nn.Linear:
     """A new head for the supervised baseline; a regression head starts at the training mean, as the paper's."""
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(width, task.n_outputs)
+    with torch.random.fork_rng():  # seeded without moving the caller's random state
+        torch.manual_seed(seed)
+        head = torch.nn.Linear(width, task.n_outputs)
     if task.kind == "regression":
         with torch.no_grad():
             head.bias.fill_(float(np.nanmean(y_train)))
     return head
-
-
-@torch.no_grad()
-def _tail_features(tail: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
-    """The pooled image features (the probe's input): the pretrained tail on its cached inputs, eval mode."""
-    tail.eval()
-    x = torch.from_numpy(np.asarray(inputs, dtype=np.float32))
-    return torch.cat([tail(x[i : i + BLOCK]) for i in range(0, len(x), BLOCK)]).numpy()
 
 
 def _units(data: TaskData, outputs: np.ndarray) -> np.ndarray:
@@ -235,7 +227,8 @@ def fraction_figure(summaries: Sequence[pd.DataFrame], tasks: Sequence[Task], in
     fine-tuned) with its 95 % CI band; the supervised baseline as a grey line."""
     fig = Figure(figsize=(4.2 * len(tasks), 3.8), layout="constrained")
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    colors = dict(zip(inits, ["#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]))
+    palette = iter(["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"])
+    colors = {init: RANDOM_COLOR if init == RANDOM else next(palette, None) for init in inits}
     for ax, summary, task in zip(axes, summaries, tasks):
         for init in inits:
             for method, style in (("linear", "-"), ("finetune", "--")):

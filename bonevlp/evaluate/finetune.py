@@ -138,15 +138,19 @@ class Finetuned:
     head: nn.Linear
     losses: list[float] = field(default_factory=list)
 
-    @torch.no_grad()
     def predict(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Head outputs (n, out_features) for tail inputs, in eval mode."""
-        self.tail.eval()
-        self.head.eval()
-        device = self.head.weight.device
-        x = _as_tensor(inputs)
-        chunks = [self.head(self.tail(x[i : i + batch_size].to(device))) for i in range(0, len(x), batch_size)]
-        return torch.cat(chunks).float().cpu().numpy()
+        return forward_in_batches(nn.Sequential(self.tail, self.head), inputs, batch_size)
+
+
+@torch.no_grad()
+def forward_in_batches(module: nn.Module, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """`module` in eval mode over `inputs` (one row per sample), `batch_size` rows at a time, on its device."""
+    module.eval()
+    device = next(module.parameters()).device
+    x = _as_tensor(inputs)
+    chunks = [module(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    return torch.cat(chunks).float().cpu().numpy()
 
 
 def finetune(

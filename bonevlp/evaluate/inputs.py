@@ -14,6 +14,7 @@ from bonevlp.model import DualEncoder
 from bonevlp.train import split_path
 
 RANDOM = "random"  # name of the random-init baseline in figures and tables
+RANDOM_COLOR = "#7f7f7f"  # and its colour: grey in every figure
 
 
 def models_to_compare(checkpoints_dir: str | Path, names: list[str], seed: int) -> dict[str, DualEncoder]:

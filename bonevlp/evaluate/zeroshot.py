@@ -12,15 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.special import softmax
 
 from bonevlp.embed import encode_texts
-from bonevlp.evaluate.prompts import PROMPTS
-from bonevlp.evaluate.inputs import RANDOM
+from bonevlp.evaluate.inputs import RANDOM, RANDOM_COLOR
 from bonevlp.evaluate.metrics import seed_mean_ci, task_metrics, unit_predictions
+from bonevlp.evaluate.prompts import PROMPTS
 from bonevlp.evaluate.tasks import Task, TaskData
 from bonevlp.model import DualEncoder
-
-RANDOM_COLOR = "#7f7f7f"  # the random-init baseline is grey in every figure
 
 
 def class_embeddings(model: DualEncoder, tokenizer, prompts: dict[str, list[str]]) -> tuple[list[str], np.ndarray]:
@@ -45,10 +44,7 @@ def zero_shot_probabilities(image_embeddings: np.ndarray, class_embeddings: np.n
     if images.ndim != 2 or classes.ndim != 2 or images.shape[1] != classes.shape[1]:
         raise ValueError(f"expected (n, d) image and (n_classes, d) class embeddings, got {images.shape} and "
                          f"{classes.shape}")  # fmt: skip
-    logits = logit_scale * images @ classes.T
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=1, keepdims=True)
+    return softmax(logit_scale * images @ classes.T, axis=1)
 
 
 def zero_shot_outputs(model: DualEncoder, tokenizer, task: Task, image_embeddings: np.ndarray) -> np.ndarray:
