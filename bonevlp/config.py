@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -57,6 +58,44 @@ class TextTowerConfig:
 
 
 @dataclass
+class LocalAlignConfig:
+    """AFLoc's multi-level alignment (Yang et al. 2024): words <-> early image features, sentences <-> middle
+    ones, the report <-> the global embedding, each a symmetric InfoNCE; the loss weights and temperatures live
+    with the model so a checkpoint says how it was aligned.
+
+    Layers index the image tower's `forward_intermediates` (timm): the stages of a CNN (ResNet: 2 is layer2,
+    stride 8; 3 is layer3, stride 16, AFLoc's choice) or the blocks of a ViT. None picks those defaults (ViT:
+    the middle block for words, the last for sentences).
+    """
+
+    word_layer: int | None = None  # image features the words attend over
+    sentence_layer: int | None = None  # image features the sentences attend over
+    word_weight: float = 1.0  # loss weights: AFLoc's 1 : 1 : 1
+    sentence_weight: float = 1.0
+    global_weight: float = 1.0
+    attention_temperature: float = 4.0  # AFLoc temp1: sharpens each text unit's attention over regions
+    unit_temperature: float = 5.0  # temp2: aggregates unit-context similarities into one pair score
+    pair_temperature: float = 10.0  # temp3: scales pair scores into InfoNCE logits
+    negatives: str = "random"  # local terms contrast a pair with: "random" (the others of its group of `group_size`)
+    # or "body_part" (the other studies of its body part in the batch: hard negatives, so a word is found where images
+    # of one bone differ, not in which bone it is)
+    group_size: int = 16  # "random": pairs per group (AFLoc: the whole batch; each pair's cost grows with the group,
+    # and on 2 CPU cores the whole batch of 64 took 8x a CLIP step)
+
+    def __post_init__(self) -> None:
+        for name in ("word_weight", "sentence_weight", "global_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"local.{name} must be >= 0, got {getattr(self, name)}")
+        if self.negatives not in ("random", "body_part"):
+            raise ValueError(f"local.negatives must be 'random' or 'body_part', got {self.negatives!r}")
+        if self.group_size < 2:
+            raise ValueError(f"local.group_size must be >= 2 (a pair needs negatives), got {self.group_size}")
+        for name in ("attention_temperature", "unit_temperature", "pair_temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"local.{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
 class ModelConfig:
     image: ImageTowerConfig = field(default_factory=ImageTowerConfig)
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
@@ -64,6 +103,7 @@ class ModelConfig:
     init_logit_scale: float = math.log(1 / 0.07)  # CLIP's temperature 0.07, learnable, clamped to [0, ln 100]
     init_logit_bias: float | None = None  # SigLIP's learnable bias (-10); None: no bias (softmax losses ignore it)
     study_pooling: str | None = None  # several images per study: "mean" or "gated" (attention); None: one image
+    local: LocalAlignConfig | None = None  # AFLoc's word- and sentence-level heads (loss "afloc"); None: global only
 
     def __post_init__(self) -> None:
         if self.study_pooling not in (None, "mean", "gated"):
@@ -79,7 +119,8 @@ class TrainConfig:
     split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
     tokenizer_texts: str | None = None  # de-identified corpus CSV (01_reports) the WordPiece also learns from
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: str = "clip"  # "clip" (softmax, open_clip), "siglip" (sigmoid, needs model.init_logit_bias) or "label_aware"
+    loss: str = "clip"  # "clip" (softmax, open_clip), "siglip" (sigmoid, needs model.init_logit_bias), "label_aware"
+    # or "afloc" (multi-level: needs model.local)
     labels_file: str | None = None  # report labels CSV of 01_reports (study, label, certainty): label_aware's targets
     images_per_study: int = 1  # 1: one random image per study per step (the paper); N: up to N, pooled by the model
     augment: dict[str, Any] = field(default_factory=dict)  # overrides of bonevlp.data.images.Augment's fields
@@ -101,7 +142,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         choices = {"precision": ("auto", "fp32", "bf16"), "device": ("auto", "cpu", "cuda"),
-                   "loss": ("clip", "siglip", "label_aware")}  # fmt: skip
+                   "loss": ("clip", "siglip", "label_aware", "afloc")}  # fmt: skip
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
@@ -116,6 +157,11 @@ class TrainConfig:
             raise ValueError("loss 'siglip' needs a learnable bias: set model.init_logit_bias (SigLIP uses -10)")
         if self.loss == "label_aware" and not self.labels_file:
             raise ValueError("loss 'label_aware' needs labels_file: the report labels CSV written by 01_reports")
+        if self.loss == "afloc" and self.model.local is None:
+            raise ValueError("loss 'afloc' needs the word- and sentence-level heads: set model.local (LocalAlignConfig)")
+        if self.loss == "afloc" and (self.micro_batches > 1 or self.images_per_study > 1):
+            raise ValueError("loss 'afloc' aligns one image with its report in one pass: set micro_batches and "
+                             "images_per_study to 1")  # fmt: skip
         if self.images_per_study > 1 and self.model.study_pooling is None:
             raise ValueError(f"images_per_study {self.images_per_study} needs model.study_pooling ('mean' or 'gated')")
 
@@ -130,9 +176,17 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(types)}")
     kwargs = {}
     for name, value in data.items():
-        nested = dataclasses.is_dataclass(types[name]) and isinstance(value, dict)
-        kwargs[name] = from_dict(types[name], value, f"{where}.{name}") if nested else value
+        nested = _dataclass_of(types[name])
+        kwargs[name] = from_dict(nested, value, f"{where}.{name}") if nested and isinstance(value, dict) else value
     return cls(**kwargs)
+
+
+def _dataclass_of(annotation: Any) -> type | None:
+    """The dataclass a field holds, also when it is optional (`LocalAlignConfig | None`)."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    members = [a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)]
+    return members[0] if len(members) == 1 else None
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

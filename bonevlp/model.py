@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import timm
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedTokenizerBase
 
-from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig
+from bonevlp.config import ImageTowerConfig, LocalAlignConfig, ModelConfig, TextTowerConfig
 from bonevlp.pooling import StudyPooling
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: the multiplicative scale stays in [1, 100]
@@ -51,6 +52,38 @@ class ImageTower(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.trunk(pixels)
+
+    def feature_maps(self, pixels: torch.Tensor, layers: Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled features and [B, C, h, w] maps: those of `layers` (timm `forward_intermediates` indices), then
+        the final one, whose pooling gives the pooled features (a ViT's patch tokens, unshuffled to their grid)."""
+        if layers:
+            final, maps = self.trunk.forward_intermediates(pixels, indices=list(layers), output_fmt="NCHW")
+        else:
+            final, maps = self.trunk.forward_features(pixels), []
+        pooled = self.trunk.forward_head(final, pre_logits=True)
+        if final.ndim == 3:  # ViT tokens [B, prefix + h*w, C] after the final norm
+            side = self.preprocess.image_size // self.trunk.patch_embed.patch_size[0]
+            patches = final[:, self.trunk.num_prefix_tokens :]
+            final = patches.transpose(1, 2).reshape(patches.shape[0], -1, side, side)
+        return pooled, [*maps, final]
+
+    def default_local_layers(self) -> tuple[int, int]:
+        """AFLoc's levels: a CNN's stride-8 and stride-16 stages; a ViT's middle and last blocks."""
+        if hasattr(self.trunk, "patch_embed"):
+            depth = len(self.trunk.blocks)
+            return depth // 2 - 1, depth - 1
+        strides = [info["reduction"] for info in self.trunk.feature_info]
+        if 8 not in strides or 16 not in strides:
+            raise ValueError(f"image tower {type(self.trunk).__name__} has no stride-8 and stride-16 stages "
+                             f"(strides {strides}): set model.local.word_layer and sentence_layer")  # fmt: skip
+        return strides.index(8), strides.index(16)
+
+    def channels(self, layer: int) -> int:
+        """Channels of the map at `layer` of `feature_maps`."""
+        infos = self.trunk.feature_info
+        if not -len(infos) <= layer < len(infos):
+            raise ValueError(f"layer {layer} is not one of the {len(infos)} feature levels of {type(self.trunk).__name__}")
+        return infos[layer]["num_chs"]
 
 
 # The text encoders of the paper (BERT; RoBERTa, CamemBERT/DrBERT, XLM-R/SapBERT and mLUKE are RoBERTa-like),
@@ -88,7 +121,13 @@ class TextTower(nn.Module):
         self.width: int = self.transformer.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.pool(self.hidden_states(input_ids, attention_mask), attention_mask)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, L, width] token states of the last layer: what pooling reads and AFLoc's words and sentences merge."""
+        return self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -145,6 +184,28 @@ def _drop_entity_table(luke: nn.Module) -> None:
         luke.config.entity_vocab_size = 1
 
 
+class LocalHeads(nn.Module):
+    """AFLoc's local projections into the shared space: 1x1 convolutions of the word- and sentence-level image
+    maps, and linear maps of the text tower's token states (merged into words and sentences by the loss)."""
+
+    def __init__(self, cfg: LocalAlignConfig, image: ImageTower, text_width: int, embed_dim: int):
+        super().__init__()
+        given = (cfg.word_layer, cfg.sentence_layer)
+        defaults = image.default_local_layers() if None in given else given
+        n = len(image.trunk.feature_info)
+        chosen = [d if g is None else g for g, d in zip(given, defaults)]
+        for layer in chosen:
+            image.channels(layer)  # an error naming the levels when out of range
+        self.layers = tuple(layer % n for layer in chosen)
+        if self.layers[0] >= self.layers[1]:
+            raise ValueError(f"model.local: the word layer ({self.layers[0]}) must come before the sentence layer "
+                             f"({self.layers[1]}): words align with earlier, finer features")  # fmt: skip
+        self.word_image = nn.Conv2d(image.channels(self.layers[0]), embed_dim, 1, bias=False)
+        self.sentence_image = nn.Conv2d(image.channels(self.layers[1]), embed_dim, 1, bias=False)
+        self.word_text = nn.Linear(text_width, embed_dim, bias=False)
+        self.sentence_text = nn.Linear(text_width, embed_dim, bias=False)
+
+
 class DualEncoder(nn.Module):
     """Image and text towers, their projections to `embed_dim`, and one learnable temperature."""
 
@@ -160,6 +221,8 @@ class DualEncoder(nn.Module):
             self.logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
         if cfg.study_pooling is not None:  # pools the image-tower features of a study's images
             self.study_pool = StudyPooling(cfg.study_pooling, self.image.width)
+        if cfg.local is not None:
+            self.local = LocalHeads(cfg.local, self.image, self.text.width, cfg.embed_dim)
 
     @property
     def preprocess(self) -> Preprocess:
@@ -195,6 +258,40 @@ class DualEncoder(nn.Module):
         """Normalised image and text embeddings and the multiplicative scale, as open_clip's CLIP returns."""
         image = self.encode_image(pixels, image_mask=image_mask)
         return image, self.encode_text(input_ids, attention_mask), self.logit_scale.exp()
+
+    def local_forward(self, pixels: torch.Tensor, input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+        """What AFLoc's loss needs from one pass: normalised global embeddings and the scale, the [B, R, D] word- and
+        sentence-level regions (row-major cells) and the [B, L, D] projected token states of each level."""
+        if not hasattr(self, "local"):
+            raise ValueError("this model has no local heads (ModelConfig.local is None): it was trained global-only")
+        pooled, maps = self.image.feature_maps(pixels, self.local.layers)
+        hidden = self.text.hidden_states(input_ids, attention_mask)
+        regions = {"word": self.local.word_image(maps[0]), "sentence": self.local.sentence_image(maps[1])}
+        return {
+            "image": F.normalize(self.image_proj(pooled), dim=-1),
+            "text": F.normalize(self.text_proj(self.text.pool(hidden, attention_mask)), dim=-1),
+            "scale": self.logit_scale.exp(),
+            **{f"{level}_regions": r.flatten(2).transpose(1, 2) for level, r in regions.items()},
+            "word_tokens": self.local.word_text(hidden),
+            "sentence_tokens": self.local.sentence_text(hidden),
+        }
+
+    def region_embeddings(self, pixels: torch.Tensor, level: str) -> torch.Tensor:
+        """[B, D, h, w] image features of `level` in the shared space: "word" and "sentence" through the local
+        heads, "global" the final feature map through the image projection (every checkpoint has it: pooling
+        commutes with the linear projection, so it is the per-cell share of the global embedding)."""
+        if level == "global":
+            _, maps = self.image.feature_maps(pixels)
+            return torch.einsum("bchw,dc->bdhw", maps[-1], self.image_proj.weight)
+        if level not in ("word", "sentence"):
+            raise ValueError(f"level must be 'word', 'sentence' or 'global', got {level!r}")
+        if not hasattr(self, "local"):
+            raise ValueError(f"level {level!r} needs local heads, and this model was trained global-only: use 'global'")
+        index = 0 if level == "word" else 1
+        _, maps = self.image.feature_maps(pixels, self.local.layers[index : index + 1])
+        head = self.local.word_image if level == "word" else self.local.sentence_image
+        return head(maps[0])
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the towers' activations in the backward pass: less memory for bigger batches, ~30 % more time."""

@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -41,6 +42,7 @@ from bonevlp.data.splits import load_or_create_split
 from bonevlp.distributed import DistInfo, cleanup, init_distributed
 from bonevlp.evaluate.retrieval import retrieval_metrics
 from bonevlp.gradcache import accumulated_step
+from bonevlp.local_align import MultiLevelLoss, token_units
 from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
 from bonevlp.text.clean import clean_report
@@ -151,11 +153,13 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Abstr
 # ------------------------------------------------------------------------------------------------ data
 
 
-class _Labelled(Dataset):
-    """A PairDataset whose items also carry their report's label vector (for the label-aware loss)."""
+class _Annotated(Dataset):
+    """A PairDataset whose items also carry per-study tensors: the report's label vector (label-aware loss) or the
+    study's body part (AFLoc's local terms contrast studies of one body part)."""
 
-    def __init__(self, pairs: PairDataset, vectors: np.ndarray):
-        self.pairs, self.vectors = pairs, torch.from_numpy(vectors)
+    def __init__(self, pairs: PairDataset, **annotations: np.ndarray):
+        self.pairs = pairs
+        self.annotations = {name: torch.from_numpy(values) for name, values in annotations.items()}
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -164,7 +168,7 @@ class _Labelled(Dataset):
         self.pairs.set_epoch(epoch)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {**self.pairs[index], "labels": self.vectors[index]}
+        return {**self.pairs[index], **{name: values[index] for name, values in self.annotations.items()}}
 
 
 def _collate(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
@@ -172,11 +176,25 @@ def _collate(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str,
 
     def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         batch = pairs(items)
-        if "labels" in items[0]:
-            batch["labels"] = torch.stack([it["labels"] for it in items])
+        for name in ANNOTATIONS:
+            if name in items[0]:
+                batch[name] = torch.stack([it[name] for it in items])
         return batch
 
     return collate
+
+
+ANNOTATIONS = ("labels", "groups")
+
+
+def body_part_groups(studies: list[str]) -> np.ndarray:
+    """An integer per study: its MURA body part (the XR_<PART> folder of its path), for AFLoc's local negatives."""
+    parts = [re.search(r"XR_([A-Z]+)", key) for key in studies]
+    missing = [key for key, part in zip(studies, parts) if part is None]
+    if missing:
+        raise ValueError(f"study {missing[0]} has no XR_<BODY PART> folder in its path: MURA layout expected")
+    names = sorted({part.group(1) for part in parts})
+    return np.array([names.index(part.group(1)) for part in parts], dtype=np.int64)
 
 
 def build_datasets(cfg: TrainConfig, folds: dict[str, list[StudyRow]], tokenizer, model: DualEncoder,
@@ -197,7 +215,9 @@ def build_datasets(cfg: TrainConfig, folds: dict[str, list[StudyRow]], tokenizer
         if missing == len(studies):
             raise ValueError(f"{cfg.labels_file} labels none of the {len(studies)} training studies (cohort 'mura'); "
                              "run 01_reports on this data root first")  # fmt: skip
-        return _Labelled(train_set, label_vectors(studies, labels)), val_set
+        return _Annotated(train_set, labels=label_vectors(studies, labels)), val_set
+    if cfg.loss == "afloc" and cfg.model.local.negatives == "body_part":
+        return _Annotated(train_set, groups=body_part_groups([s.key for s in train_set.studies])), val_set
     return train_set, val_set
 
 
@@ -231,7 +251,14 @@ def train_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], loss_fn: 
     inputs = ("pixels", "input_ids", "attention_mask") + (("image_mask",) if "image_mask" in batch else ())
     loss_kwargs = {"labels": batch["labels"]} if "labels" in batch else {}
     optimizer.zero_grad(set_to_none=True)
-    if micro_batches > 1:
+    if isinstance(loss_fn, MultiLevelLoss):  # AFLoc: word, sentence and report levels from one pass
+        with autocast():
+            outputs = inner.local_forward(batch["pixels"], batch["input_ids"], batch["attention_mask"])
+        loss = loss_fn({k: v.float() for k, v in outputs.items()}, batch["input_ids"], batch["attention_mask"],
+                       batch.get("groups"))  # fmt: skip
+        loss.backward()
+        loss = loss.detach()
+    elif micro_batches > 1:
         loss = accumulated_step(model, batch, loss_fn, micro_batches, autocast=autocast, loss_kwargs=loss_kwargs,
                                 model_inputs=inputs)  # fmt: skip
     else:
@@ -284,6 +311,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out_dir: Path, dist: 
     autocast = autocast_factory(precision, device)
     if cfg.batch_size % dist.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} must divide among the {dist.world_size} processes")
+    if cfg.loss == "afloc" and dist.world_size > 1:
+        raise ValueError("loss 'afloc' runs on one process (its local terms are not gathered across ranks)")
     seed_everything(cfg.seed)
     folds = pretraining_studies(cfg)
     state = None
@@ -306,7 +335,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out_dir: Path, dist: 
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, total_steps))
-    loss_fn = make_loss(cfg.loss)
+    loss_fn = MultiLevelLoss(cfg.model.local, token_units(tokenizer)) if cfg.loss == "afloc" else make_loss(cfg.loss)
     history: dict[str, list[dict[str, Any]]] = {"steps": [], "epochs": []}
     epoch, step, done = 0, 0, 0  # epoch in progress, optimiser steps so far, steps done in this epoch
     if state is not None:
@@ -346,7 +375,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out_dir: Path, dist: 
             if step % cfg.log_every == 0 or step == 1:
                 scale = model.logit_scale.exp().item()
                 row = {"step": step, "epoch": epoch + 1, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
-                history["steps"].append({**row, "logit_scale": scale})
+                history["steps"].append({**row, "logit_scale": scale, **getattr(loss_fn, "last_parts", {})})
                 bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.1f}")
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and done < steps_per_epoch:
                 save(closing_epoch=False)
