@@ -101,8 +101,17 @@ def cached_tail_inputs(
     from `cache_dir` when these weights already saw these images at this depth.
     """
     front, _ = split_image_tower(model.image, depth)
-    kind = f"tail_inputs/depth={depth}"
-    compute = partial(_encode, model, paths, front, kind, batch_size, num_workers, progress)
+    return cached_image_outputs(model, paths, front, f"tail_inputs/depth={depth}", cache_dir, batch_size, num_workers,
+                                progress)  # fmt: skip
+
+
+def cached_image_outputs(
+    model: DualEncoder, paths: Sequence[str], encode: Callable[[torch.Tensor], torch.Tensor], kind: str,
+    cache_dir: str | Path, batch_size: int = 128, num_workers: int = 0, progress: bool = True,
+) -> np.ndarray:
+    """`encode` (any function of the frozen model) over the eval-preprocessed images of `paths`, stacked as float32;
+    read from `cache_dir` when these weights already computed this `kind` on these images."""
+    compute = partial(_encode, model, paths, encode, kind, batch_size, num_workers, progress)
     return _cached(model, paths, cache_dir, kind, compute)
 
 

@@ -55,7 +55,13 @@ def zero_shot_outputs(model: DualEncoder, tokenizer, task: Task, image_embedding
     if len(names) != (2 if task.kind == "binary" else task.n_classes):
         raise ValueError(f"PROMPTS[{task.name!r}] has {len(names)} classes, task {task.name} needs {task.n_classes}")
     scale = float(model.logit_scale.detach().exp())
-    p = np.clip(zero_shot_probabilities(image_embeddings, classes, scale), 1e-12, 1.0)
+    return outputs_from_probabilities(task, zero_shot_probabilities(image_embeddings, classes, scale))
+
+
+def outputs_from_probabilities(task: Task, probabilities: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, n_classes) as a trained head's outputs: the binary log-odds, or the class
+    log-probabilities repeated for every target."""
+    p = np.clip(probabilities, 1e-12, 1.0)
     if task.kind == "binary":
         return np.log(p[:, 1:]) - np.log(p[:, :1])
     return np.tile(np.log(p), len(task.targets))
@@ -86,8 +92,13 @@ def score_zero_shot(model: DualEncoder, tokenizer, data: TaskData, image_embeddi
                     seed: int = 0) -> dict[str, object]:  # fmt: skip
     """A table row: the task's metrics on its test set (`image_embeddings` of `data.test`, in order), the bootstrap
     95 % CI of its primary metric, and the inverted-prompt warning when that metric is below chance."""
+    return score_outputs(data, zero_shot_outputs(model, tokenizer, data.task, image_embeddings), n_boot, seed)
+
+
+def score_outputs(data: TaskData, outputs: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, object]:
+    """`score_zero_shot`'s table row for any zero-shot outputs of `data.test` (e.g. an LRCLR head's)."""
     task = data.task
-    truth, pred = unit_predictions(task, data.test, zero_shot_outputs(model, tokenizer, task, image_embeddings))
+    truth, pred = unit_predictions(task, data.test, outputs)
     metrics = task_metrics(task, truth, pred)
     lo, hi = seed_mean_ci(task, truth, [pred], n_boot=n_boot, seed=seed)
     auroc = metrics[task.primary]
