@@ -32,6 +32,10 @@ SECTIONS = (
     Section("Pretrained against random init with few labels", "downstream_vs_random", "04_downstream"),
     Section("Zero-shot classification with French prompts", "zero_shot", "05_zeroshot_retrieval"),
     Section("Image <-> report retrieval on held-out MURA studies", "retrieval", "05_zeroshot_retrieval"),
+    Section("Annotation-free localization against finding boxes", "localization", "06_localization"),
+    Section("AFLoc and LRCLR against the global-only model and random maps", "localization_vs_baselines",
+            "06_localization"),
+    Section("LRCLR zero-shot beside its base model", "lrclr_zero_shot", "06_localization"),
 )  # fmt: skip
 
 

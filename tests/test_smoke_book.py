@@ -18,14 +18,16 @@ FIGURES = [
     "deid_phi_recall.png",
     "pretrain_curves_vlp.png",
     "pretrain_curves_vlp_sap.png",
+    "pretrain_curves_vlp_afloc.png",
     *(f"{kind}_{ckpt}.png" for kind in ("tsne_mura_locations", "tsne_mura_labels", "umap_mura_locations",
                                         "umap_mura_labels", "lda_mura_labels") for ckpt in ("random", "vlp", "vlp_sap")),
     "latent_overview.png",
     "downstream_fractions.png",
     "zero_shot_auroc.png",
+    "localization_overlays.png",
 ]
-STAGES = ["00_data", "01_reports", "02_pretrain", "02_pretrain", "03_latent_space", "04_downstream",
-          "05_zeroshot_retrieval", "07_summary"]  # fmt: skip
+STAGES = ["00_data", "01_reports", "02_pretrain", "02_pretrain", "02_pretrain", "03_latent_space", "04_downstream",
+          "05_zeroshot_retrieval", "06_localization", "07_summary"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def smoke_run(tmp_path_factory):
 @pytest.mark.book
 def test_every_stage_ran_and_saved_its_notebook(smoke_run):
     assert [s.name for s in smoke_run.stages] == STAGES
-    assert [s.variant for s in smoke_run.stages if s.name == "02_pretrain"] == ["scratch", "scratch_sap"]
+    assert [s.variant for s in smoke_run.stages if s.name == "02_pretrain"] == ["scratch", "scratch_sap", "afloc"]
     assert all(s.status == "ran" and s.notebook.is_file() for s in smoke_run.stages)
     sap = json.loads((smoke_run.run_dir / "checkpoints" / "vlp_sap" / "config.json").read_text())
     assert sap["train"]["model"]["text"]["path"].endswith("text_towers/vlp_sap")  # pretrained from the Sap tower
@@ -76,6 +78,25 @@ def test_zero_shot_retrieval_and_summary_page(smoke_run):
     assert retrieval["image_to_text_P@5"].between(0, 1).all()
     page = (smoke_run.run_dir / "SUMMARY.md").read_text()
     assert "Missing" not in page and "| 04_downstream |" in page and "## Zero-shot" in page
+
+
+@pytest.mark.book
+def test_localization_tables_score_every_method_on_every_finding(smoke_run):
+    table = pd.read_csv(smoke_run.run_dir / "tables" / "localization.csv")
+    methods = {"vlp · global", "vlp_afloc · word", "vlp_afloc · sentence", "vlp_afloc · global", "LRCLR on vlp",
+               "random maps"}
+    for finding, part in table.groupby("finding"):
+        assert set(part["method"]) == methods, finding
+    assert {"fracture", "fracture (FracAtlas)"} <= set(table["finding"])
+    cells = table.filter(regex="^(iou|cnr|pointing)").to_numpy(dtype=float)
+    assert np.isfinite(cells).all()
+    verdicts = pd.read_csv(smoke_run.run_dir / "tables" / "localization_vs_baselines.csv")
+    assert set(verdicts["baseline"]) == {"vlp · global", "random maps"} and len(verdicts) == 4
+    zero_shot = pd.read_csv(smoke_run.run_dir / "tables" / "lrclr_zero_shot.csv")
+    assert list(zero_shot["model"].unique()) == ["vlp", "LRCLR on vlp"] and zero_shot["value"].between(0, 1).all()
+    afloc = json.loads((smoke_run.run_dir / "checkpoints" / "vlp_afloc" / "config.json").read_text())
+    assert afloc["model"]["local"]["negatives"] == "body_part"
+    assert {"word_loss", "sentence_loss", "global_loss"} <= set(afloc["history"]["steps"][-1])
 
 
 @pytest.mark.book
