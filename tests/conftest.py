@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from bonevlp.data.synthetic import WorldSpec, generate_world
 
@@ -15,3 +16,12 @@ def tiny_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     generate_world(root, TINY_SPEC, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny tensors: more only add overhead, tenfold on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,24 +34,12 @@ from bonevlp.model import create_model
 from bonevlp.text.clean import clean_report
 from bonevlp.tokenizer import train_wordpiece
 from bonevlp.train import body_part_groups, train
+from tiny import CORPUS, TINY_TEXT
 
-CORPUS = [
-    "Fracture déplacée du radius distal.", "Pas de fracture visible. Examen du poignet normal.",
-    "Matériel d'ostéosynthèse en place.", "Lésion ostéolytique à explorer.", "Gonarthrose modérée.",
-] * 10  # fmt: skip
-TEXT = TextTowerConfig(hf_config={"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "max_position_embeddings": 64}, max_length=64)  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only cost on a busy machine
+
 RESNET = ImageTowerConfig(name="test_resnet", image_size=64)  # stride 8: 8x8 word grid, stride 16: 4x4, final 2x2
 VIT = ImageTowerConfig(name="vit_tiny_patch16_224", image_size=32, timm_kwargs={"patch_size": 8, "depth": 2})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add overhead on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +48,7 @@ def tokenizer():
 
 
 def make_model(tokenizer, image=RESNET, local=LocalAlignConfig(), seed=0):
-    return create_model(ModelConfig(image=image, text=TEXT, embed_dim=16, local=local), tokenizer, seed=seed).eval()
+    return create_model(ModelConfig(image=image, text=TINY_TEXT, embed_dim=16, local=local), tokenizer, seed=seed).eval()
 
 
 @pytest.fixture(scope="module")

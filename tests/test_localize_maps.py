@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from bonevlp.config import ImageTowerConfig, LocalAlignConfig, ModelConfig, TextTowerConfig
+from bonevlp.config import ImageTowerConfig, LocalAlignConfig, ModelConfig
 from bonevlp.data.images import image_transform
 from bonevlp.embed import encode_texts
 from bonevlp.localize.benchmark import (
@@ -27,23 +27,12 @@ from bonevlp.localize.maps import grid_to_image, levels_of, query_embeddings, si
 from bonevlp.localize.metrics import METRICS
 from bonevlp.model import create_model
 from bonevlp.tokenizer import train_wordpiece
+from tiny import CORPUS, TINY_TEXT
 
-CORPUS = [
-    "Fracture déplacée du radius distal.", "Pas de fracture visible. Examen du poignet normal.",
-    "Matériel d'ostéosynthèse en place.", "Lésion osseuse ostéolytique à explorer.", "Gonarthrose modérée.",
-] * 10  # fmt: skip
-TEXT = TextTowerConfig(hf_config={"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "max_position_embeddings": 64}, max_length=64)  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only cost on a busy machine
+
 IMAGE = ImageTowerConfig(name="test_resnet", image_size=64)
 QUERY = ["Fracture du radius.", "Matériel d'ostéosynthèse. Pas de fracture.", "Lésion osseuse."]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +42,12 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def afloc(tokenizer):
-    return create_model(ModelConfig(image=IMAGE, text=TEXT, embed_dim=16, local=LocalAlignConfig()), tokenizer, seed=0).eval()
+    return create_model(ModelConfig(image=IMAGE, text=TINY_TEXT, embed_dim=16, local=LocalAlignConfig()), tokenizer, seed=0).eval()
 
 
 @pytest.fixture(scope="module")
 def plain(tokenizer):
-    return create_model(ModelConfig(image=IMAGE, text=TEXT, embed_dim=16), tokenizer, seed=1).eval()
+    return create_model(ModelConfig(image=IMAGE, text=TINY_TEXT, embed_dim=16), tokenizer, seed=1).eval()
 
 
 def images(shapes=((64, 64), (50, 70), (90, 40)), seed=0):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig
+from bonevlp.config import ImageTowerConfig, ModelConfig
 from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.images import image_transform, load_image
 from bonevlp.data.mura import read_mura, read_mura_folds, read_reports
@@ -28,18 +28,11 @@ from bonevlp.localize.lrclr_stage import (
 )
 from bonevlp.model import create_model
 from bonevlp.tokenizer import train_wordpiece
+from tiny import TINY_TEXT
 
-TEXT = TextTowerConfig(hf_config={"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "max_position_embeddings": 64}, max_length=64)  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only cost on a busy machine
+
 SMALL = LrclrConfig(embed_dim=16, top_k=3, heads=2, epochs=2, batch_size=8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +49,7 @@ def reports(tiny_world):
 @pytest.fixture(scope="module")
 def frozen_model(reports):
     tokenizer = train_wordpiece(list(reports.values()), vocab_size=300, max_length=64)
-    cfg = ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=32), text=TEXT, embed_dim=16)
+    cfg = ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=32), text=TINY_TEXT, embed_dim=16)
     return create_model(cfg, tokenizer, seed=0).eval(), tokenizer
 
 

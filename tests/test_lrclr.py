@@ -14,6 +14,8 @@ from bonevlp.localize.lrclr import (
     zero_shot_scores,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only cost on a busy machine
+
 GRID = (4, 4)
 SMALL = LrclrConfig(embed_dim=16, top_k=3, heads=2, epochs=2, batch_size=8)
 
@@ -36,15 +38,6 @@ def toy_world(n: int, n_classes: int = 4, channels: int = 8, width: int = 8, see
     mask[torch.arange(n), slot] = True
     prompts = [2 * code + 0.1 * torch.randn(2, width, generator=g) for code in text_codes]
     return regions, sentences, mask, labels, cells, prompts
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add overhead, and stall badly on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_head(seed: int = 0, region_dim: int = 8, text_dim: int = 8) -> LrclrHead:

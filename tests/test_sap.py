@@ -28,18 +28,11 @@ from bonevlp.sap import (
 )
 from bonevlp.tokenizer import load_tokenizer, train_wordpiece
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only cost on a busy machine
+
 # TINY_BERT's depth at half its width, so that alignment takes seconds on two shared cores
 SMALL_BERT = {**TINY_BERT, "hidden_size": 64, "intermediate_size": 256}
 ALIGN = SapConfig(steps=150, lr=3e-3)  # a from-scratch encoder needs a larger rate than SapBERT's 2e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tensors this small gain nothing from intra-op threads, and on a busy machine they cost tenfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
