@@ -24,6 +24,7 @@ from bonevlp.localize.benchmark import (
     table_rows,
 )
 from bonevlp.localize.maps import grid_to_image, levels_of, query_embeddings, similarity_map, similarity_maps
+from bonevlp.evaluate.tables import write_table
 from bonevlp.localize.metrics import METRICS
 from bonevlp.model import create_model
 from bonevlp.tokenizer import train_wordpiece
@@ -242,11 +243,14 @@ def test_compare_beats_only_with_a_higher_mean_and_disjoint_intervals():
         compare(summary_frame(), "lesion", "afloc", ["global"])
 
 
-def test_table_rows_format_every_metric_with_its_interval():
-    rows = table_rows(summary_frame().iloc[:2], digits=2)
-    assert rows[0] == {"finding": "fracture", "method": "afloc", "n": 10, "iou (95% CI)": "0.12 [0.10, 0.20]",
-                       "cnr (95% CI)": "0.12 [0.10, 0.20]", "pointing (95% CI)": "0.80 [0.70, 0.90]"}  # fmt: skip
-    assert table_rows(summary_frame().iloc[1:2])[0]["pointing (95% CI)"] == "0.500 [0.400, 0.600]"
+def test_table_rows_put_every_metric_beside_its_interval(tmp_path):
+    rows = table_rows(summary_frame().iloc[:2])
+    assert rows[0] == {"finding": "fracture", "method": "afloc", "n": 10, "iou": 0.123456, "iou 95% CI": (0.1, 0.2),
+                       "cnr": 0.123456, "cnr 95% CI": (0.1, 0.2), "pointing": 0.8, "pointing 95% CI": (0.7, 0.9)}  # fmt: skip
+    write_table(rows, tmp_path / "localization")
+    csv = pd.read_csv(tmp_path / "localization.csv")
+    assert csv.loc[1, ["pointing", "pointing 95% CI_lo", "pointing 95% CI_hi"]].tolist() == [0.5, 0.4, 0.6]
+    assert "| 0.800 | [0.700, 0.900] |" in (tmp_path / "localization.md").read_text()
 
 
 def test_overlay_figure_has_a_radiograph_column_then_one_per_method():

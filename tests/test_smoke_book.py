@@ -87,11 +87,13 @@ def test_localization_tables_score_every_method_on_every_finding(smoke_run):
                "random maps"}
     for finding, part in table.groupby("finding"):
         assert set(part["method"]) == methods, finding
-    assert {"fracture", "fracture (FracAtlas)"} <= set(table["finding"])
-    cells = table.filter(regex="^(iou|cnr|pointing)").to_numpy(dtype=float)
+    assert "fracture (FracAtlas)" in set(table["finding"])
+    cells = table.filter(regex="^(iou|cnr|pointing)").to_numpy(dtype=float)  # means and interval bounds
     assert np.isfinite(cells).all()
     verdicts = pd.read_csv(smoke_run.run_dir / "tables" / "localization_vs_baselines.csv")
-    assert set(verdicts["baseline"]) == {"vlp · global", "random maps"} and len(verdicts) == 4
+    compared = {"fracture", "fracture (FracAtlas)"} & set(table["finding"])
+    assert set(verdicts["finding"]) == compared and len(verdicts) == 4 * len(compared)
+    assert set(verdicts["baseline"]) == {"vlp · global", "random maps"}
     zero_shot = pd.read_csv(smoke_run.run_dir / "tables" / "lrclr_zero_shot.csv")
     assert list(zero_shot["model"].unique()) == ["vlp", "LRCLR on vlp"] and zero_shot["value"].between(0, 1).all()
     afloc = json.loads((smoke_run.run_dir / "checkpoints" / "vlp_afloc" / "config.json").read_text())

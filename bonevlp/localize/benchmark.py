@@ -79,16 +79,16 @@ def compare(summary: pd.DataFrame, finding: str, method: str, baselines: Sequenc
     return out
 
 
-def table_rows(summary: pd.DataFrame, digits: int = 3) -> list[dict[str, object]]:
-    """The summary as table rows: one per (finding, method), each metric with its interval."""
+def table_rows(summary: pd.DataFrame) -> list[dict[str, object]]:
+    """The summary as table rows: one per (finding, method), each metric's mean beside its (low, high) interval
+    (the markdown shows "[low, high]", the CSV two numeric columns)."""
     rows = []
     for row in summary.itertuples(index=False):
-        cells = {metric: (round(getattr(row, metric), digits), (round(getattr(row, f"{metric}_low"), digits),
-                                                                 round(getattr(row, f"{metric}_high"), digits)))
-                 for metric in METRICS}  # fmt: skip
-        rows.append({"finding": row.finding, "method": row.method, "n": row.n,
-                     **{f"{m} (95% CI)": f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-                        for m, (v, (lo, hi)) in cells.items()}})  # fmt: skip
+        cells = {}
+        for metric in METRICS:
+            cells[metric] = float(getattr(row, metric))
+            cells[f"{metric} 95% CI"] = (float(getattr(row, f"{metric}_low")), float(getattr(row, f"{metric}_high")))
+        rows.append({"finding": row.finding, "method": row.method, "n": int(row.n), **cells})
     return rows
 
 
