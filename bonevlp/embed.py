@@ -130,6 +130,14 @@ def _cached(
     return array
 
 
+def tokenize_texts(model: DualEncoder, tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded input ids and attention mask of `texts`, cleaned and truncated exactly as training reports."""
+    cleaned = [clean_report(text, sep_token=tokenizer.sep_token) for text in texts]
+    batch = tokenizer(cleaned, truncation=True, max_length=model.config.text.max_length, padding=True,
+                      return_tensors="pt")  # fmt: skip
+    return batch["input_ids"], batch["attention_mask"]
+
+
 @torch.no_grad()
 def encode_texts(model: DualEncoder, tokenizer, texts: Sequence[str], batch_size: int = 64,
                  progress: bool = False) -> np.ndarray:  # fmt: skip
@@ -138,11 +146,9 @@ def encode_texts(model: DualEncoder, tokenizer, texts: Sequence[str], batch_size
         raise ValueError("no texts to encode: give at least one prompt or report")
     model.eval()
     device = next(model.parameters()).device
-    cleaned = [clean_report(text, sep_token=tokenizer.sep_token) for text in texts]
     chunks = []
-    for start in tqdm(range(0, len(cleaned), batch_size), desc="texts", disable=not progress):
-        batch = tokenizer(cleaned[start:start + batch_size], truncation=True, max_length=model.config.text.max_length,
-                          padding=True, return_tensors="pt")  # fmt: skip
-        z = model.encode_text(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+    for start in tqdm(range(0, len(texts), batch_size), desc="texts", disable=not progress):
+        ids, mask = tokenize_texts(model, tokenizer, texts[start : start + batch_size])
+        z = model.encode_text(ids.to(device), mask.to(device))
         chunks.append(z.float().cpu().numpy())
     return np.concatenate(chunks)

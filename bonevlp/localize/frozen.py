@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bonevlp.embed import cached_image_outputs
+from bonevlp.embed import cached_image_outputs, tokenize_texts
 from bonevlp.local_align import merge_units, token_units
 from bonevlp.model import DualEncoder
-from bonevlp.text.clean import clean_report
 
 
 def region_layer(model: DualEncoder, layer: int | None) -> int:
@@ -54,10 +53,7 @@ def sentence_features(model: DualEncoder, tokenizer, texts: Sequence[str],
     units = token_units(tokenizer)
     chunks = []
     for start in range(0, len(texts), batch_size):
-        cleaned = [clean_report(text, sep_token=tokenizer.sep_token) for text in texts[start : start + batch_size]]
-        batch = tokenizer(cleaned, truncation=True, max_length=model.config.text.max_length, padding=True,
-                          return_tensors="pt")  # fmt: skip
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask = tokenize_texts(model, tokenizer, texts[start : start + batch_size])
         hidden = model.text.hidden_states(ids, mask)
         summed, real = merge_units(hidden, ids, mask, units, "sentence")
         ones = torch.ones_like(hidden[..., :1])

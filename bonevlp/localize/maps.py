@@ -19,10 +19,10 @@ from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
 from bonevlp.data.images import image_transform
+from bonevlp.embed import tokenize_texts
 from bonevlp.local_align import merge_units, token_units
 from bonevlp.localize.metrics import normalize_map
 from bonevlp.model import DualEncoder
-from bonevlp.text.clean import clean_report
 
 LEVELS = ("word", "sentence", "global")
 
@@ -41,10 +41,7 @@ def query_embeddings(model: DualEncoder, tokenizer, texts: Sequence[str], level:
     if not texts:
         raise ValueError("no query texts: give one text per image")
     model.eval()
-    cleaned = [clean_report(text, sep_token=tokenizer.sep_token) for text in texts]
-    batch = tokenizer(cleaned, truncation=True, max_length=model.config.text.max_length, padding=True,
-                      return_tensors="pt")  # fmt: skip
-    ids, mask = batch["input_ids"], batch["attention_mask"]
+    ids, mask = tokenize_texts(model, tokenizer, texts)
     empty = [text for text, n in zip(texts, mask.sum(1)) if n <= 2]
     if empty:
         raise ValueError(f"query {empty[0]!r} has no words after cleaning: give each image a non-empty text")
