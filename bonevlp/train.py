@@ -152,6 +152,8 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Abstr
 
 # ------------------------------------------------------------------------------------------------ data
 
+ANNOTATIONS = ("labels", "groups")  # per-study tensors a batch may carry beside its pairs (see _Annotated)
+
 
 class _Annotated(Dataset):
     """A PairDataset whose items also carry per-study tensors: the report's label vector (label-aware loss) or the
@@ -182,9 +184,6 @@ def _collate(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str,
         return batch
 
     return collate
-
-
-ANNOTATIONS = ("labels", "groups")
 
 
 def body_part_groups(studies: list[str]) -> np.ndarray:
