@@ -339,3 +339,20 @@ def test_trie_pattern_matches_every_word_and_prefers_the_longer() -> None:
     assert all(pattern.fullmatch(word) for word in words)
     assert pattern.match("ruelle du Moulin").group() == "ruelle"  # not 'rue' nor 'r'
     assert not pattern.fullmatch("avenu") and not pattern.fullmatch("ru.")
+
+
+def test_lower_case_titled_names_and_signature_initials(deid):
+    text = "vu avec dr lambert et mme lejeune.\nJLM/ab\nRéf. ABCD/ef, x AB/cd/ef, IRM/ab, dr genou"
+    assert found(text, deid.annotate(text)) == [
+        ("PERSON", "lambert"), ("PERSON", "lejeune"), ("PERSON", "JLM"), ("PERSON", "ab"),
+    ]  # fmt: skip
+    # four capitals before the slash, a second slash, a report word (IRM), a common word after "dr": no name
+    assert deid.annotate("Examen sans particularité, pas de titre ici.") == []
+
+
+def test_overlapping_name_pieces_join_into_one_span_patient_if_any():
+    from bonevlp.text.deid import _resolve
+
+    pieces = [PhiSpan(0, 4, "PERSON"), PhiSpan(3, 10, "PATIENT"), PhiSpan(9, 15, "PERSON"), PhiSpan(20, 24, "PERSON")]
+    assert _resolve(pieces) == [PhiSpan(0, 15, "PATIENT"), PhiSpan(20, 24, "PERSON")]
+    assert _resolve([PhiSpan(0, 6, "PERSON"), PhiSpan(2, 12, "DATE")]) == [PhiSpan(2, 12, "DATE")]  # longest wins

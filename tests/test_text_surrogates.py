@@ -250,3 +250,9 @@ def test_excluded_names_never_drawn():
             drawn.add(fold(sur.surrogate(word, "PATIENT", f"patient{i}")))
     assert drawn and drawn <= kept, drawn - kept
     assert len(drawn) > 1
+
+
+def test_fold_ignores_case_and_accents_in_ascii_and_accented_words():
+    assert fold("Émile") == fold("EMILE") == fold("emile") == "emile"
+    assert fold("LEFÈVRE") == fold("Lefevre") == "lefevre"
+    assert fold("O'Neil-Dupont") == "o'neil-dupont"  # ASCII: only the case changes

@@ -171,8 +171,10 @@ _KEYED = re.compile(
 )  # fmt: skip
 _KEY_FIRST = frozenset(("Patient", "Patiente", "Pt", "Enfant", "Réf.", "Nom", "Prénom", "Concerne", "Identité",
                         "PATIENT", "NOM", "PRÉNOM", "CONCERNE", "ENFANT"))  # fmt: skip
-_SIGNATURE_INITIALS = re.compile(r"([A-Z]{2,3})/([a-z]{2,3})(?![\w/])")  # "JLM/ab": author/typist
-_LOWER_TITLES = ("dr ", "dr. ", "pr ", "pr. ", "mme ", "mr ", "m. ", "docteur ", "madame ", "monsieur ")
+# "JLM/ab": author/typist initials, read from each "/" (a literal opening: the scan skips ahead in C)
+_SIGNATURE_TYPIST = re.compile(r"/([a-z]{2,3})(?![\w/])")
+_SIGNATURE_AUTHOR = re.compile(r"[A-Z]{2,3}$")
+_LOWER_TITLE = re.compile(_trie(("dr ", "dr. ", "pr ", "pr. ", "mme ", "mr ", "m. ", "docteur ", "madame ", "monsieur ")))
 _LOWER_TITLED = re.compile(r"(?:dr\.?|pr\.?|mme|mr|m\.|docteur|madame|monsieur) ([a-zà-ÿ][a-zà-ÿ'’-]{2,})")
 _SENTENCE_END = ".!?\n"
 _UPPER_BEFORE = re.compile(rf"(?<![{_A}])({UPPER}) $")
@@ -255,17 +257,20 @@ class Deidentifier:
     def _lower_case_names(self, text: str) -> list[PhiSpan]:
         """Hurried notes: 'dr lambert', 'mme lejeune'; and letters' reference initials 'JLM/ab'."""
         spans = []
-        if any(title in text for title in _LOWER_TITLES):
+        if _LOWER_TITLE.search(text):  # one scan for any title; the finditer below costs more when there is none
             for m in _LOWER_TITLED.finditer(text):
                 word, before = fold(m.group(1)), text[m.start() - 1] if m.start() else " "
                 if word not in self.lookups.not_names and not before.isalnum() and before not in "._":
                     spans.append(PhiSpan(m.start(1), m.end(1), "PERSON"))
-        if "/" in text:
-            for m in _SIGNATURE_INITIALS.finditer(text):
-                before = text[m.start() - 1] if m.start() else " "
-                if before.isalnum() or before in "/_" or fold(m.group(1)) in _NOT_NAME_WORDS:
-                    continue
-                spans += [PhiSpan(m.start(1), m.end(1), "PERSON"), PhiSpan(m.start(2), m.end(2), "PERSON")]
+        for typist in _SIGNATURE_TYPIST.finditer(text) if "/" in text else ():
+            slash = typist.start()
+            author = _SIGNATURE_AUTHOR.search(text, max(0, slash - 3), slash)
+            if author is None:
+                continue
+            before = text[author.start() - 1] if author.start() else " "
+            if before.isalnum() or before in "/_" or fold(author.group()) in _NOT_NAME_WORDS:
+                continue
+            spans += [PhiSpan(author.start(), slash, "PERSON"), PhiSpan(slash + 1, typist.end(1), "PERSON")]
         return spans
 
     def _at_number(self, text: str, at: int) -> list[PhiSpan]:
@@ -544,6 +549,9 @@ def _resolve(spans: list[PhiSpan]) -> list[PhiSpan]:
 
 def _rank(spans: list[PhiSpan]) -> list[PhiSpan]:
     """One cluster of overlapping spans: the longest first, each kept where nothing kept covers it."""
+    if all(s.type in NAME_TYPES for s in spans):  # a chain of overlapping names joins into one, whatever the order
+        kind = "PATIENT" if any(s.type == "PATIENT" for s in spans) else "PERSON"
+        return [PhiSpan(min(s.start for s in spans), max(s.end for s in spans), kind)]
     kept: list[PhiSpan] = []
     for span in sorted(spans, key=lambda s: (s.start - s.end, _PRIORITY[s.type], s.start)):
         clash = [k for k in kept if span.start < k.end and k.start < span.end]
