@@ -342,11 +342,11 @@ def test_trie_pattern_matches_every_word_and_prefers_the_longer() -> None:
 
 
 def test_lower_case_titled_names_and_signature_initials(deid):
+    # after the names: four capitals before a slash, a second slash, a report word (IRM), a common word after "dr"
     text = "vu avec dr lambert et mme lejeune.\nJLM/ab\nRéf. ABCD/ef, x AB/cd/ef, IRM/ab, dr genou"
     assert found(text, deid.annotate(text)) == [
         ("PERSON", "lambert"), ("PERSON", "lejeune"), ("PERSON", "JLM"), ("PERSON", "ab"),
     ]  # fmt: skip
-    # four capitals before the slash, a second slash, a report word (IRM), a common word after "dr": no name
     assert deid.annotate("Examen sans particularité, pas de titre ici.") == []
 
 

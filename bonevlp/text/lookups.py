@@ -112,7 +112,7 @@ REPORT_WORDS = (
 @lru_cache(maxsize=1 << 16)
 def fold(word: str) -> str:
     """Case- and accent-insensitive key: 'Émile' and 'EMILE' -> 'emile'."""
-    if word.isascii():  # most words: decomposition would change nothing (a fifth of the cost)
+    if word.isascii():  # a cache miss on an ASCII word: decomposition changes nothing, lower() takes a third the time
         return word.lower()
     return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().casefold()
 
