@@ -15,7 +15,8 @@ from bonevlp.data.fracatlas import read_fracatlas
 from bonevlp.data.images import image_transform, load_image
 from bonevlp.data.mura import read_mura, read_mura_folds, read_reports
 from bonevlp.evaluate.tasks import TASKS, TaskData
-from bonevlp.evaluate.zeroshot import outputs_from_probabilities, score_outputs, score_zero_shot, zero_shot_outputs
+from bonevlp.evaluate.zeroshot import (exam_parts, outputs_from_probabilities, score_outputs, score_zero_shot,
+                                       zero_shot_outputs)
 from bonevlp.localize import frozen
 from bonevlp.localize.ground_truth import FINDINGS, fracatlas_boxes, mura_finding_boxes
 from bonevlp.localize.lrclr import LrclrConfig
@@ -263,6 +264,9 @@ def test_score_zero_shot_is_score_outputs_of_the_zero_shot_outputs(frozen_model,
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     row = score_zero_shot(model, tokenizer, data, embeddings, n_boot=30, seed=1)
     outputs = zero_shot_outputs(model, tokenizer, data.task, embeddings)
-    assert score_outputs(data, outputs, n_boot=30, seed=1) == row
+    assert {**score_outputs(data, outputs, n_boot=30, seed=1), "prompts": "generic"} == row
+    by_part = score_zero_shot(model, tokenizer, data, embeddings, n_boot=30, seed=1, prompts="body part")
+    outputs_by_part = zero_shot_outputs(model, tokenizer, data.task, embeddings, exam_parts(data.task, data.test))
+    assert {**score_outputs(data, outputs_by_part, n_boot=30, seed=1), "prompts": "body part"} == by_part
     assert row["metric"] == "AUROC" and row["units"] == data.test["study"].nunique()
     assert score_outputs(data, -outputs, n_boot=30, seed=1)["value"] == pytest.approx(1 - row["value"])

@@ -73,6 +73,8 @@ def test_downstream_tables_have_every_init_and_finite_numbers(smoke_run, task):
 def test_zero_shot_retrieval_and_summary_page(smoke_run):
     zero_shot = pd.read_csv(smoke_run.run_dir / "tables" / "zero_shot.csv")
     assert set(zero_shot["task"]) == {"mura", "fracture", "oai_kl"} and zero_shot["value"].between(0, 1).all()
+    protocols = zero_shot.groupby(["model", "task"])["prompts"].apply(sorted)
+    assert all(kinds == ["body part", "generic"] for kinds in protocols)  # both prompt protocols, every model and task
     retrieval = pd.read_csv(smoke_run.run_dir / "tables" / "retrieval.csv")
     assert list(retrieval["model"]) == ["random", "vlp", "vlp_sap"]
     assert retrieval["image_to_text_P@5"].between(0, 1).all()

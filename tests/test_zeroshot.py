@@ -5,11 +5,13 @@ import pytest
 from bonevlp.config import TINY_BERT, ImageTowerConfig, ModelConfig, TextTowerConfig
 from bonevlp.embed import encode_texts
 from bonevlp.evaluate.metrics import task_metrics, unit_predictions
-from bonevlp.evaluate.prompts import PROMPTS
+from bonevlp.evaluate.prompts import PART_PHRASES, PROMPTS, part_prompts
 from bonevlp.evaluate.tasks import TASKS
 from bonevlp.evaluate.zeroshot import (
     class_embeddings,
+    exam_parts,
     inverted_prompt_warning,
+    score_zero_shot,
     task_classes,
     zero_shot_outputs,
     zero_shot_probabilities,
@@ -118,3 +120,48 @@ def test_inverted_prompt_warning_only_below_chance():
     assert inverted_prompt_warning("oai_kl", 0.81) is None
     with pytest.raises(ValueError, match="unknown zero-shot task"):
         inverted_prompt_warning("bone_age", 0.2)
+
+
+def test_part_prompts_name_the_body_part_in_label_order():
+    for task in PROMPTS:
+        prompts = part_prompts(task, "WRIST")
+        assert list(prompts) == task_classes(task)
+        for texts in prompts.values():
+            assert texts and all(PART_PHRASES["WRIST"] in text for text in texts)
+    knee = part_prompts("oai_kl", "KNEE")["kl_3"]
+    assert any("Gonarthrose modérée" in text for text in knee) and all("du genou" in text for text in knee)
+    with pytest.raises(ValueError, match="no phrase for body part 'SPINE'"):
+        part_prompts("mura", "SPINE")
+    with pytest.raises(ValueError, match="unknown zero-shot task 'bone_age'"):
+        part_prompts("bone_age", "HAND")
+
+
+def test_exam_parts_read_each_dataset_s_body_part():
+    mura = pd.DataFrame({"body_part": ["WRIST", "ELBOW"]})
+    assert exam_parts(TASKS["mura"], mura) == ["WRIST", "ELBOW"]
+    flags = pd.DataFrame({"hand": [1, 0, 0, 1], "leg": [0, 0, 0, 1], "hip": [0, 1, 0, 0], "shoulder": [0, 0, 0, 0]})
+    assert exam_parts(TASKS["fracture"], flags) == ["HAND", "HIP", None, None]  # no flag, or two: generic prompts
+    assert exam_parts(TASKS["oai_kl"], pd.DataFrame({"path": ["a", "b"]})) == ["KNEE", "KNEE"]
+    with pytest.raises(ValueError, match="'bone_age' has no exam body part"):
+        exam_parts(TASKS["bone_age"], mura)
+
+
+def test_body_part_prompts_score_each_image_against_its_own_part(tiny):
+    model, tokenizer = tiny
+    task = TASKS["mura"]
+    images = np.random.default_rng(0).normal(size=(5, 8))
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    parts = ["WRIST", "ELBOW", None, "WRIST", "ELBOW"]
+    outputs = zero_shot_outputs(model, tokenizer, task, images, parts)
+    scale = float(model.logit_scale.detach().exp())
+    for part, rows in (("WRIST", [0, 3]), ("ELBOW", [1, 4])):
+        _, classes = class_embeddings(model, tokenizer, part_prompts("mura", part))
+        p = zero_shot_probabilities(images[rows], classes, scale)
+        np.testing.assert_allclose(outputs[rows, 0], np.log(p[:, 1]) - np.log(p[:, 0]), atol=1e-6)
+    generic = zero_shot_outputs(model, tokenizer, task, images)
+    np.testing.assert_allclose(outputs[2], generic[2], atol=1e-6)  # no part: the generic prompts
+    assert not np.allclose(outputs[[0, 1]], generic[[0, 1]])  # a named part changes the class embeddings
+    with pytest.raises(ValueError, match="parts has 2 entries for 5 image embeddings"):
+        zero_shot_outputs(model, tokenizer, task, images, ["WRIST", "ELBOW"])
+    with pytest.raises(ValueError, match="prompts must be one of"):
+        score_zero_shot(model, tokenizer, None, images, prompts="per study")

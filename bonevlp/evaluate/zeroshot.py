@@ -9,6 +9,8 @@ exactly as they score probes. Prompts are in `bonevlp.evaluate.prompts`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,9 +19,12 @@ from scipy.special import softmax
 from bonevlp.embed import encode_texts
 from bonevlp.evaluate.inputs import RANDOM, RANDOM_COLOR
 from bonevlp.evaluate.metrics import seed_mean_ci, task_metrics, unit_predictions
-from bonevlp.evaluate.prompts import PROMPTS
+from bonevlp.evaluate.prompts import PROMPTS, part_prompts
 from bonevlp.evaluate.tasks import Task, TaskData
 from bonevlp.model import DualEncoder
+
+PROMPT_KINDS = ("generic", "body part")
+FRACATLAS_PARTS = ("hand", "leg", "hip", "shoulder")  # FracAtlas's region flags (dataset.csv)
 
 
 def class_embeddings(model: DualEncoder, tokenizer, prompts: dict[str, list[str]]) -> tuple[list[str], np.ndarray]:
@@ -47,15 +52,41 @@ def zero_shot_probabilities(image_embeddings: np.ndarray, class_embeddings: np.n
     return softmax(logit_scale * images @ classes.T, axis=1)
 
 
-def zero_shot_outputs(model: DualEncoder, tokenizer, task: Task, image_embeddings: np.ndarray) -> np.ndarray:
+def zero_shot_outputs(model: DualEncoder, tokenizer, task: Task, image_embeddings: np.ndarray,
+                      parts: Sequence[str | None] | None = None) -> np.ndarray:  # fmt: skip
     """Zero-shot outputs of `task` in the shape a trained head gives (`Task.n_outputs` per image), so that the
     downstream metrics score them unchanged: log-odds of the positive class for a binary task, class
-    log-probabilities repeated for every target of a multiclass one (both knees of an OAI image)."""
-    names, classes = class_embeddings(model, tokenizer, PROMPTS[_known(task.name)])
-    if len(names) != (2 if task.kind == "binary" else task.n_classes):
-        raise ValueError(f"PROMPTS[{task.name!r}] has {len(names)} classes, task {task.name} needs {task.n_classes}")
+    log-probabilities repeated for every target of a multiclass one (both knees of an OAI image).
+
+    `parts` (one per image, from `exam_parts`) scores each image against prompts naming its exam's body part
+    (`part_prompts`); an image whose part is None gets the generic prompts. None: generic prompts for all."""
+    embeddings = np.asarray(image_embeddings)
+    parts = [None] * len(embeddings) if parts is None else list(parts)
+    if len(parts) != len(embeddings):
+        raise ValueError(f"parts has {len(parts)} entries for {len(embeddings)} image embeddings")
     scale = float(model.logit_scale.detach().exp())
-    return outputs_from_probabilities(task, zero_shot_probabilities(image_embeddings, classes, scale))
+    probabilities = np.empty((len(embeddings), 2 if task.kind == "binary" else task.n_classes))
+    for part in dict.fromkeys(parts):
+        rows = np.array([p == part for p in parts])
+        prompts = PROMPTS[_known(task.name)] if part is None else part_prompts(task.name, part)
+        names, classes = class_embeddings(model, tokenizer, prompts)
+        if len(names) != probabilities.shape[1]:
+            raise ValueError(f"PROMPTS[{task.name!r}] has {len(names)} classes, task {task.name} needs {task.n_classes}")
+        probabilities[rows] = zero_shot_probabilities(embeddings[rows], classes, scale)
+    return outputs_from_probabilities(task, probabilities)
+
+
+def exam_parts(task: Task, frame: pd.DataFrame) -> list[str | None]:
+    """Each image's body part as its exam names it, before anyone reads the image: MURA's study type, FracAtlas's
+    region flag (None when an image has no single flag: it gets the generic prompts), OAI's knees."""
+    if task.dataset == "mura":
+        return list(frame["body_part"])
+    if task.dataset == "fracatlas":
+        flags = frame[list(FRACATLAS_PARTS)].to_numpy(dtype=int)
+        return [FRACATLAS_PARTS[row.argmax()].upper() if row.sum() == 1 else None for row in flags]
+    if task.dataset == "oai_kl":
+        return ["KNEE"] * len(frame)
+    raise ValueError(f"task {task.name!r} has no exam body part; zero-shot tasks: {sorted(PROMPTS)}")
 
 
 def outputs_from_probabilities(task: Task, probabilities: np.ndarray) -> np.ndarray:
@@ -89,10 +120,15 @@ def _known(task: str) -> str:
 
 
 def score_zero_shot(model: DualEncoder, tokenizer, data: TaskData, image_embeddings: np.ndarray, n_boot: int = 1000,
-                    seed: int = 0) -> dict[str, object]:  # fmt: skip
+                    seed: int = 0, prompts: str = "generic") -> dict[str, object]:  # fmt: skip
     """A table row: the task's metrics on its test set (`image_embeddings` of `data.test`, in order), the bootstrap
-    95 % CI of its primary metric, and the inverted-prompt warning when that metric is below chance."""
-    return score_outputs(data, zero_shot_outputs(model, tokenizer, data.task, image_embeddings), n_boot, seed)
+    95 % CI of its primary metric, and the inverted-prompt warning when that metric is below chance. `prompts`:
+    "generic" (every image against the same prompts) or "body part" (prompts naming each exam's body part)."""
+    if prompts not in PROMPT_KINDS:
+        raise ValueError(f"prompts must be one of {PROMPT_KINDS}, got {prompts!r}")
+    parts = exam_parts(data.task, data.test) if prompts == "body part" else None
+    row = score_outputs(data, zero_shot_outputs(model, tokenizer, data.task, image_embeddings, parts), n_boot, seed)
+    return {"task": row.pop("task"), "prompts": prompts, **row}
 
 
 def score_outputs(data: TaskData, outputs: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, object]:
@@ -107,8 +143,11 @@ def score_outputs(data: TaskData, outputs: np.ndarray, n_boot: int = 1000, seed:
 
 
 def zero_shot_figure(rows: list[dict[str, object]], target: float | None = None) -> Figure:
-    """Zero-shot AUROC with its 95 % CI per task (groups) and model (bars), the chance level and an optional target."""
+    """Zero-shot AUROC with its 95 % CI per task (groups) and model (bars; "model · prompts" when rows carry both
+    prompt protocols), the chance level and an optional target."""
     table = pd.DataFrame(rows)
+    if "prompts" in table and table["prompts"].nunique() > 1:
+        table = table.assign(model=table["model"] + " · " + table["prompts"])
     tasks, models = list(dict.fromkeys(table["task"])), list(dict.fromkeys(table["model"]))
     fig = Figure(figsize=(1.6 + 1.2 * len(tasks) * len(models) / 2, 3.6), layout="constrained")
     ax = fig.add_subplot()
@@ -118,7 +157,7 @@ def zero_shot_figure(rows: list[dict[str, object]], target: float | None = None)
         lo = part["value"] - [ci[0] for ci in part["95% CI"]]
         hi = [ci[1] for ci in part["95% CI"]] - part["value"]
         ax.bar(np.arange(len(tasks)) + (i - (len(models) - 1) / 2) * width, part["value"], width, yerr=[lo, hi],
-               capsize=3, label=model, color=RANDOM_COLOR if model == RANDOM else None)  # fmt: skip
+               capsize=3, label=model, color=RANDOM_COLOR if model.split(" · ")[0] == RANDOM else None)  # fmt: skip
     ax.axhline(0.5, color="black", linewidth=1, linestyle=":", label="chance")
     if target is not None:
         ax.axhline(target, color="#d62728", linewidth=1, linestyle="--", label=f"target {target:g}")
