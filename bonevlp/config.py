@@ -118,6 +118,8 @@ class TrainConfig:
     out_dir: str = "runs/default/checkpoints/vlp"  # the checkpoint directory this run writes
     split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
     tokenizer_texts: str | None = None  # de-identified corpus CSV (01_reports) the WordPiece also learns from
+    init_checkpoint: str | None = None  # start from this checkpoint's weights and tokenizer (towers, projections,
+    # temperature); heads it lacks, such as AFLoc's local ones, start fresh. None: a seeded random initialisation
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: str = "clip"  # "clip" (softmax, open_clip), "siglip" (sigmoid, needs model.init_logit_bias), "label_aware"
     # or "afloc" (multi-level: needs model.local)

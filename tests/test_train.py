@@ -225,3 +225,26 @@ def _without_key_bias(name: str, tensor: torch.Tensor) -> torch.Tensor:
         q, _, v = tensor.chunk(3)
         return torch.cat([q, v])
     return tensor
+
+
+def test_init_checkpoint_starts_from_its_weights_and_adds_fresh_heads(tiny_world, tmp_path):
+    from bonevlp.config import LocalAlignConfig
+
+    source = train(tiny_config(tiny_world, tmp_path / "global", epochs=1), progress=False)
+    base = tiny_config(tiny_world, tmp_path / "afloc", epochs=1, init_checkpoint=str(source))
+    local = dataclasses.replace(base.model, local=LocalAlignConfig(negatives="body_part", group_size=4))
+    cfg = dataclasses.replace(base, model=local, loss="afloc")
+    model, tokenizer = train_module.init_from_checkpoint(cfg)
+    theirs, ours = weights(source), model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items())  # every tensor of the checkpoint carried over
+    assert {k.split(".")[0] for k in ours if k not in theirs} == {"local"}  # only AFLoc's heads are new
+    assert tokenizer.get_vocab() == load_checkpoint(source).tokenizer.get_vocab()
+    out = train(cfg, progress=False)
+    assert load_checkpoint(out).tokenizer.get_vocab() == tokenizer.get_vocab()
+    assert not torch.equal(weights(out)["image_proj.weight"], theirs["image_proj.weight"])  # it trained
+    wider = dataclasses.replace(cfg.model, embed_dim=32)
+    with pytest.raises(ValueError, match="does not fit this run's model: .* first 'image_proj"):
+        train_module.init_from_checkpoint(dataclasses.replace(cfg, model=wider))
+    bigger = dataclasses.replace(cfg.model, image=dataclasses.replace(cfg.model.image, image_size=48))
+    with pytest.raises(ValueError, match="image tower expects"):
+        train_module.init_from_checkpoint(dataclasses.replace(cfg, model=bigger))
