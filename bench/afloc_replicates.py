@@ -8,7 +8,8 @@ hold at another seed. This script trains the same variant (02_pretrain's `afloc`
 AFLoc's multi-level loss with body-part local negatives) at each of `--seeds`, on the book's own patient split
 (seed 0's split file, so only the initialisation, the data order and the augmentation change), and scores 06's
 comparison on each: word-level maps queried with "fracture" on MURA valid's boxed fractures and on FracAtlas's
-COCO boxes, against random maps on the same 8 x 8 lattice, each with its 95 % bootstrap interval over images.
+COCO boxes, against 06's random maps (the same seeded 8 x 8 draws over the same boxed images), each with its 95 %
+bootstrap interval over images.
 
 Precision "auto" trains in bf16 where the CPU computes it natively (as the book does): the numbers depend on it.
 """
@@ -49,15 +50,16 @@ def afloc_config(data_root: Path, out_dir: Path, epochs: int, seed: int, precisi
     )  # fmt: skip
 
 
-def fracture_benchmarks(checkpoint: Path, data_root: Path) -> dict[str, pd.DataFrame]:
-    """06's fracture boxes: MURA valid (the test fold) and FracAtlas."""
-    boxes = mura_finding_boxes(data_root, mura_frame(checkpoint)).query("fold == 'test' and finding == 'fracture'")
+def benchmarks(checkpoint: Path, data_root: Path) -> dict[str, pd.DataFrame]:
+    """06's boxed test images: MURA valid (every finding type, so the random maps are 06's own draws) and
+    FracAtlas."""
+    boxes = mura_finding_boxes(data_root, mura_frame(checkpoint)).query("fold == 'test'")
     fracatlas = fracatlas_boxes(synthetic_roots(data_root)["fracatlas"])
     return {"MURA valid": boxes.reset_index(drop=True), "FracAtlas": fracatlas.reset_index(drop=True)}
 
 
 def pointing(checkpoint: Path, benchmarks: dict[str, pd.DataFrame], n_boot: int) -> list[dict[str, object]]:
-    """AFLoc word maps against random maps on each benchmark: 06's pointing-game verdict."""
+    """AFLoc word maps against random maps on each benchmark: 06's pointing-game verdict on its fractures."""
     ckpt = load_checkpoint(checkpoint)
     rows = []
     for name, boxes in benchmarks.items():
@@ -65,7 +67,7 @@ def pointing(checkpoint: Path, benchmarks: dict[str, pd.DataFrame], n_boot: int)
         maps = similarity_maps(ckpt.model, ckpt.tokenizer, images, query_texts(boxes, "prompt"), "word", 0.0)
         scores = pd.concat([scored(boxes, maps, METHOD), random_scores(boxes, images[0].shape[:2], 8, 0)])
         (verdict,) = compare(localization_summary(scores, n_boot=n_boot, seed=0), "fracture", METHOD, [RANDOM_MAPS])
-        rows.append({"benchmark": name, "n": len(boxes), **verdict})
+        rows.append({"benchmark": name, "n": int((boxes["finding"] == "fracture").sum()), **verdict})
     return rows
 
 
@@ -88,7 +90,7 @@ def main() -> None:
             start = time.perf_counter()
             train(cfg, progress=False)
             seconds = time.perf_counter() - start
-            for row in pointing(Path(cfg.out_dir), fracture_benchmarks(Path(cfg.out_dir), args.data_root), args.n_boot):
+            for row in pointing(Path(cfg.out_dir), benchmarks(Path(cfg.out_dir), args.data_root), args.n_boot):
                 rows.append({"seed": seed, "train s": round(seconds), **row})
                 low, high = row["95% CI"]
                 b_low, b_high = row["baseline 95% CI"]
