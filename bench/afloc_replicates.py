@@ -1,6 +1,6 @@
 """Is AFLoc's fracture pointing robust to the training seed? The book's AFLoc variant retrained at other seeds.
 
-    python bench/afloc_replicates.py [--data-root runs/default/data/synthetic] [--seeds 1 2] [--epochs 40]
+    python bench/afloc_replicates.py [--data-root runs/default/data/synthetic] [--seeds 1 2] [--epochs 12]
         [--precision auto] [--threads 2] [--n-boot 1000]
 
 The book trains `vlp_afloc` once (seed 0) and 06 scores it once; one run cannot say whether its pointing game would
@@ -17,6 +17,7 @@ Precision "auto" trains in bf16 where the CPU computes it natively (as the book 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas as pd
 import torch
 
 from bonevlp.checkpoint import load_checkpoint
-from bonevlp.config import TINY_BERT, ImageTowerConfig, LocalAlignConfig, ModelConfig, TextTowerConfig, TrainConfig
+from bonevlp.config import LocalAlignConfig, TrainConfig
 from bonevlp.data.fractions import synthetic_roots
 from bonevlp.data.images import load_image
 from bonevlp.evaluate.inputs import mura_frame
@@ -33,21 +34,19 @@ from bonevlp.localize.benchmark import RANDOM_MAPS, compare, localization_summar
 from bonevlp.localize.ground_truth import fracatlas_boxes, mura_finding_boxes
 from bonevlp.localize.maps import similarity_maps
 from bonevlp.train import train
+from pretrain_length import default_config  # the sibling bench script (bench/ is on sys.path when run as a script)
 
 METHOD = "AFLoc · word"
 
 
 def afloc_config(data_root: Path, out_dir: Path, epochs: int, seed: int, precision: str) -> TrainConfig:
-    """02_pretrain's `afloc` variant as the default profile sets it, at `seed` on seed 0's patient split."""
-    corpus = data_root.parent.parent / "reports" / "corpus_deid.csv"  # runs/<profile>/reports, beside data/
-    return TrainConfig(
-        data_root=str(data_root), out_dir=str(out_dir), epochs=epochs, batch_size=64, lr=1e-3, warmup_steps=30,
-        seed=seed, precision=precision, loss="afloc", tokenizer_texts=str(corpus) if corpus.is_file() else None,
-        split_file=str(data_root / "splits" / "mura_train_val_seed0.csv"),
-        model=ModelConfig(image=ImageTowerConfig(name="resnet18", image_size=64),
-                          text=TextTowerConfig(hf_config=dict(TINY_BERT), pooling="mean"), embed_dim=128,
-                          local=LocalAlignConfig(negatives="body_part")),
-    )  # fmt: skip
+    """02_pretrain's `afloc` variant as the default profile sets it (the `scratch` variant of pretrain_length.py with
+    AFLoc's loss and body-part local negatives), at `seed` on seed 0's patient split."""
+    base = default_config(data_root, out_dir, epochs, seed)
+    return dataclasses.replace(
+        base, precision=precision, loss="afloc", split_file=str(data_root / "splits" / "mura_train_val_seed0.csv"),
+        model=dataclasses.replace(base.model, local=LocalAlignConfig(negatives="body_part")),
+    )
 
 
 def benchmarks(checkpoint: Path, data_root: Path) -> dict[str, pd.DataFrame]:

@@ -19,6 +19,7 @@ from bonevlp.data.csvtable import DataFormatError
 
 FOLDERS = {1: "images/Fractured", 0: "images/Non_fractured"}
 COCO_DIR = "Annotations/COCO JSON"
+REGION_FLAGS = ("hand", "leg", "hip", "shoulder")  # dataset.csv's 0/1 body-region columns
 _HINT = ": the root must be the FracAtlas folder holding dataset.csv and images/"
 
 

@@ -98,28 +98,27 @@ PART_PHRASES = {
     "LEG": "de la jambe", "HIP": "de la hanche", "KNEE": "du genou",  # FracAtlas's other regions, OAI's knees
 }  # fmt: skip
 PART_TEMPLATES = ("Radiographies {part}, face et profil. {{}}", "Radiographie standard {part}. {{}}")
-PHRASINGS = {  # task -> the phrasings of each class, in label order
-    "mura": (NORMAL, ABNORMAL),
-    "fracture": (NO_FRACTURE, FRACTURE),
-    "oai_kl": KELLGREN_LAWRENCE,
+CLASS_PHRASINGS = {  # task -> class -> its phrasings, classes in label order
+    "mura": {"normal": NORMAL, "abnormal": ABNORMAL},
+    "fracture": {"no_fracture": NO_FRACTURE, "fracture": FRACTURE},
+    "oai_kl": {f"kl_{grade}": words for grade, words in enumerate(KELLGREN_LAWRENCE)},
 }
+TEMPLATES = {"mura": LIMB_TEMPLATES, "fracture": FRACATLAS_TEMPLATES, "oai_kl": KNEE_TEMPLATES}  # generic prompts
 
-PROMPTS: dict[str, dict[str, list[str]]] = {
-    "mura": {"normal": ensemble(LIMB_TEMPLATES, NORMAL), "abnormal": ensemble(LIMB_TEMPLATES, ABNORMAL)},
-    "fracture": {
-        "no_fracture": ensemble(FRACATLAS_TEMPLATES, NO_FRACTURE), "fracture": ensemble(FRACATLAS_TEMPLATES, FRACTURE)
-    },
-    "oai_kl": {f"kl_{grade}": ensemble(KNEE_TEMPLATES, words) for grade, words in enumerate(KELLGREN_LAWRENCE)},
-}
+
+def _prompts(task: str, templates: tuple[str, ...]) -> dict[str, list[str]]:
+    return {name: ensemble(templates, phrasings) for name, phrasings in CLASS_PHRASINGS[task].items()}
+
+
+PROMPTS: dict[str, dict[str, list[str]]] = {task: _prompts(task, templates) for task, templates in TEMPLATES.items()}
 """task -> class -> prompts, classes in label order."""
 
 
 def part_prompts(task: str, part: str) -> dict[str, list[str]]:
     """`PROMPTS[task]`'s classes, each with its phrasings in templates that name body part `part` (a key of
     PART_PHRASES)."""
-    if task not in PHRASINGS:
-        raise ValueError(f"unknown zero-shot task {task!r}: expected one of {sorted(PHRASINGS)}")
+    if task not in CLASS_PHRASINGS:
+        raise ValueError(f"unknown zero-shot task {task!r}: expected one of {sorted(CLASS_PHRASINGS)}")
     if part not in PART_PHRASES:
         raise ValueError(f"no phrase for body part {part!r}: add it to PART_PHRASES ({sorted(PART_PHRASES)})")
-    templates = tuple(template.format(part=PART_PHRASES[part]) for template in PART_TEMPLATES)
-    return {name: ensemble(templates, phrasings) for name, phrasings in zip(PROMPTS[task], PHRASINGS[task])}
+    return _prompts(task, tuple(template.format(part=PART_PHRASES[part]) for template in PART_TEMPLATES))

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.special import softmax
 
+from bonevlp.data.fracatlas import REGION_FLAGS
 from bonevlp.embed import encode_texts
 from bonevlp.evaluate.inputs import RANDOM, RANDOM_COLOR
 from bonevlp.evaluate.metrics import seed_mean_ci, task_metrics, unit_predictions
@@ -24,7 +25,6 @@ from bonevlp.evaluate.tasks import Task, TaskData
 from bonevlp.model import DualEncoder
 
 PROMPT_KINDS = ("generic", "body part")
-FRACATLAS_PARTS = ("hand", "leg", "hip", "shoulder")  # FracAtlas's region flags (dataset.csv)
 
 
 def class_embeddings(model: DualEncoder, tokenizer, prompts: dict[str, list[str]]) -> tuple[list[str], np.ndarray]:
@@ -82,8 +82,8 @@ def exam_parts(task: Task, frame: pd.DataFrame) -> list[str | None]:
     if task.dataset == "mura":
         return list(frame["body_part"])
     if task.dataset == "fracatlas":
-        flags = frame[list(FRACATLAS_PARTS)].to_numpy(dtype=int)
-        return [FRACATLAS_PARTS[row.argmax()].upper() if row.sum() == 1 else None for row in flags]
+        flags = frame[list(REGION_FLAGS)].to_numpy(dtype=int)
+        return [REGION_FLAGS[row.argmax()].upper() if row.sum() == 1 else None for row in flags]
     if task.dataset == "oai_kl":
         return ["KNEE"] * len(frame)
     raise ValueError(f"task {task.name!r} has no exam body part; zero-shot tasks: {sorted(PROMPTS)}")
