@@ -81,6 +81,9 @@ class LocalAlignConfig:
     # of one bone differ, not in which bone it is)
     group_size: int = 16  # "random": pairs per group (AFLoc: the whole batch; each pair's cost grows with the group,
     # and on 2 CPU cores the whole batch of 64 took 8x a CLIP step)
+    unasserted: str = "drop"  # finding mentions a report does not assert ("Pas de fracture", the clinical question's
+    # "recherche de fracture"): "drop" leaves their words and sentences out of the local terms (bonevlp's addition:
+    # most reports rule a fracture out, and AFLoc as published, "keep", aligns "fracture" with intact bone)
 
     def __post_init__(self) -> None:
         for name in ("word_weight", "sentence_weight", "global_weight"):
@@ -88,6 +91,8 @@ class LocalAlignConfig:
                 raise ValueError(f"local.{name} must be >= 0, got {getattr(self, name)}")
         if self.negatives not in ("random", "body_part"):
             raise ValueError(f"local.negatives must be 'random' or 'body_part', got {self.negatives!r}")
+        if self.unasserted not in ("drop", "keep"):
+            raise ValueError(f"local.unasserted must be 'drop' or 'keep', got {self.unasserted!r}")
         if self.group_size < 2:
             raise ValueError(f"local.group_size must be >= 2 (a pair needs negatives), got {self.group_size}")
         for name in ("attention_temperature", "unit_temperature", "pair_temperature"):

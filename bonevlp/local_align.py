@@ -80,15 +80,30 @@ def unit_index(input_ids: torch.Tensor, attention_mask: torch.Tensor, units: Tok
 
 
 def merge_units(states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, units: TokenUnits,
-                level: str) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """[B, N, D] sums of the token states of each word (or sentence) and the [B, N] mask of real units."""
+                level: str, left_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """[B, N, D] sums of the token states of each word (or sentence) and the [B, N] mask of real units.
+
+    `left_out` ([B, L] bool) drops every unit holding a flagged token (a word of an unasserted mention, or the
+    sentence around it); the units kept are renumbered in order."""
     index, counts = unit_index(input_ids, attention_mask, units, level)
+    if left_out is not None:
+        index, counts = _drop_units(index, counts, left_out)
     batch, length, width = states.shape
     n = max(int(counts.max()), 1)
     flat = (torch.arange(batch, device=states.device)[:, None] * n + index)[index >= 0]
     merged = states.new_zeros(batch * n, width).index_add(0, flat, states[index >= 0])
     mask = torch.arange(n, device=states.device)[None] < counts[:, None]
     return merged.view(batch, n, width), mask
+
+
+def _drop_units(index: torch.Tensor, counts: torch.Tensor, left_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`unit_index`'s output without the units that hold a `left_out` token, the others renumbered."""
+    n, at = max(int(counts.max()), 1), index.clamp_min(0)
+    flagged = (left_out.bool() & (index >= 0)).long()
+    dropped = torch.zeros(len(index), n, dtype=torch.long, device=index.device).scatter_add(1, at, flagged) > 0
+    kept = ~dropped & (torch.arange(n, device=index.device)[None] < counts[:, None])
+    renumbered = torch.cumsum(kept.long(), dim=1) - 1
+    return torch.where((index >= 0) & kept.gather(1, at), renumbered.gather(1, at), -1), kept.sum(dim=1)
 
 
 def local_pair_scores(regions: torch.Tensor, texts: torch.Tensor, text_mask: torch.Tensor,
@@ -131,15 +146,20 @@ class MultiLevelLoss(nn.Module):
         self.last_parts: dict[str, float] = {}
 
     def forward(self, outputs: dict[str, torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                groups: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                groups: torch.Tensor | None = None, unasserted: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """`groups` (an integer per pair, e.g. its body part) makes each group its own local InfoNCE; without it,
-        consecutive chunks of `group_size` pairs. Groups of one pair have no negative and add nothing."""
+        consecutive chunks of `group_size` pairs. Groups of one pair have no negative and add nothing.
+        `unasserted` ([B, L] bool, with `cfg.unasserted` "drop") leaves the words of unasserted mentions and their
+        sentences out of the local terms; a pair with no unit left sits out that level."""
         cfg = self.cfg
+        left_out = unasserted if cfg.unasserted == "drop" else None
         parts = {"global": clip_loss(outputs["image"], outputs["text"], outputs["scale"])}
         for level in LEVELS:
-            units, mask = merge_units(outputs[f"{level}_tokens"], input_ids, attention_mask, self.units, level)
+            units, mask = merge_units(outputs[f"{level}_tokens"], input_ids, attention_mask, self.units, level,
+                                      left_out)  # fmt: skip
             regions, terms, counted = outputs[f"{level}_regions"], [], 0
             for group in _groups(len(units), groups, cfg.group_size, units.device):
+                group = group[mask[group].any(dim=1)]
                 if len(group) < 2:
                     continue
                 n = int(mask[group].sum(1).max())  # pad to the group's longest text only

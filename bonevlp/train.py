@@ -45,8 +45,8 @@ from bonevlp.gradcache import accumulated_step
 from bonevlp.local_align import MultiLevelLoss, token_units
 from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
-from bonevlp.text.clean import clean_report
-from bonevlp.text.labeler import label_vectors, read_report_labels
+from bonevlp.text.clean import clean_report, clean_report_spans
+from bonevlp.text.labeler import FindingLabeler, label_vectors, read_report_labels
 from bonevlp.text.process import read_processed
 from bonevlp.tokenizer import load_tokenizer, train_wordpiece
 
@@ -78,12 +78,28 @@ def pretraining_studies(cfg: TrainConfig) -> dict[str, list[StudyRow]]:
     return out
 
 
-def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int) -> list[Study]:
+def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int, mark_unasserted: bool = False) -> list[Study]:
     """Clean every report as the paper does (sentences joined by the tokenizer's separator) and tokenize it once;
-    training then only pads."""
-    texts = [clean_report(r[2], sep_token=tokenizer.sep_token) for r in rows]
-    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return [Study(key, tuple(paths), tuple(ids)) for (key, paths, _), ids in zip(rows, encoded)]
+    training then only pads. `mark_unasserted` also flags the tokens of finding mentions the report does not
+    assert (`FindingLabeler.unasserted_spans`), which AFLoc's local terms leave out; it needs a fast tokenizer."""
+    reports = [r[2] for r in rows]
+    if not mark_unasserted:
+        texts = [clean_report(report, sep_token=tokenizer.sep_token) for report in reports]
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        return [Study(key, tuple(paths), tuple(ids)) for (key, paths, _), ids in zip(rows, encoded)]
+    if not tokenizer.is_fast:
+        raise ValueError(f"marking unasserted mentions needs a fast tokenizer (character offsets); "
+                         f"{type(tokenizer).__name__} is not: load one with a tokenizer.json, or set "
+                         "local.unasserted to 'keep'")  # fmt: skip
+    spans = FindingLabeler().unasserted_spans(reports)
+    cleaned = [clean_report_spans(report, found, sep_token=tokenizer.sep_token) for report, found in zip(reports, spans)]
+    encoded = tokenizer([text for text, _ in cleaned], truncation=True, max_length=max_length,
+                        return_offsets_mapping=True)  # fmt: skip
+    studies = []
+    for (key, paths, _), ids, offsets, (_, found) in zip(rows, encoded["input_ids"], encoded["offset_mapping"], cleaned):
+        flags = tuple(any(a < end and start < b for a, b in found) for start, end in offsets)
+        studies.append(Study(key, tuple(paths), tuple(ids), flags))
+    return studies
 
 
 def make_tokenizer(cfg: TrainConfig, train_reports: list[str], extra_texts: list[str] = ()):
@@ -222,7 +238,8 @@ def build_datasets(cfg: TrainConfig, folds: dict[str, list[StudyRow]], tokenizer
     """Training pairs (augmented, decoded once, with label vectors for the label-aware loss) and validation pairs."""
     max_length, n = cfg.model.text.max_length, cfg.images_per_study
     augment = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})  # YAML lists
-    train_set = PairDataset(tokenize_studies(folds["train"], tokenizer, max_length),
+    unasserted = cfg.loss == "afloc" and cfg.model.local.unasserted == "drop"
+    train_set = PairDataset(tokenize_studies(folds["train"], tokenizer, max_length, mark_unasserted=unasserted),
                             image_transform(model.preprocess, True, augment), cfg.seed, images_per_study=n,
                             progress=progress)  # fmt: skip
     val_set = PairDataset(tokenize_studies(folds["val"], tokenizer, max_length),
@@ -275,7 +292,7 @@ def train_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], loss_fn: 
         with autocast():
             outputs = inner.local_forward(batch["pixels"], batch["input_ids"], batch["attention_mask"])
         loss = loss_fn({k: v.float() for k, v in outputs.items()}, batch["input_ids"], batch["attention_mask"],
-                       batch.get("groups"))  # fmt: skip
+                       batch.get("groups"), batch.get("unasserted"))  # fmt: skip
         loss.backward()
         loss = loss.detach()
     elif micro_batches > 1:

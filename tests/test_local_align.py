@@ -220,6 +220,27 @@ def test_merge_units_sums_states_and_masks_real_units():
     assert merged.shape == (1, 1, 5) and not real.any() and (merged == 0).all()
 
 
+def test_left_out_tokens_drop_their_word_and_their_whole_sentence():
+    tok = hand_wordpiece()
+    ids, mask = encode(tok, ["Fracture du radius. Pas de lésions.", "Pas de fracture."])
+    states = torch.randn(*ids.shape, 5)
+    units = token_units(tok)
+    left_out = torch.zeros_like(ids, dtype=torch.bool)
+    left_out[0, 10] = True  # "##ion" of "lésions": the whole word goes
+    left_out[1, 3] = True  # "fract" of the second report's only sentence
+    words, real = merge_units(states, ids, mask, units, "word", left_out)
+    assert real.sum(1).tolist() == [7, 3]  # 8 - lésions, 4 - fracture
+    torch.testing.assert_close(words[0, 5], states[0, 8])  # "de", then
+    torch.testing.assert_close(words[0, 6], states[0, 12])  # "." renumbered into the freed slot
+    torch.testing.assert_close(words[1, 2], states[1, 5])  # pas, de, "."
+    sentences, real = merge_units(states, ids, mask, units, "sentence", left_out)
+    assert real.tolist() == [[True], [False]]  # the sentences holding a flagged token are gone
+    torch.testing.assert_close(sentences[0, 0], states[0, 1:6].sum(0))
+    unflagged = merge_units(states, ids, mask, units, "word", torch.zeros_like(left_out))
+    for got, want in zip(unflagged, merge_units(states, ids, mask, units, "word")):
+        torch.testing.assert_close(got, want)
+
+
 def reference_scores(regions, texts, mask, temp1, temp2):
     """GLoRIA's score built the slow way: the attended context of every unit made explicitly."""
     out = torch.zeros(len(regions), len(texts), dtype=torch.float64)
@@ -353,6 +374,34 @@ def test_singleton_groups_leave_only_the_global_term_and_still_backpropagate(bat
     assert outputs["image"].grad.abs().sum() > 0
 
 
+def unasserted_of(tok, ids, phrase_ids):
+    """Flags on every token of the batch whose id is in `phrase_ids` (a stand-in for the labeler's spans)."""
+    return torch.isin(ids, torch.tensor(tok.convert_tokens_to_ids(phrase_ids)))
+
+
+def test_unasserted_units_leave_the_local_terms_and_a_text_without_units_sits_out(batch):
+    units, ids, mask, outputs = batch
+    tok = hand_wordpiece()
+    flags = unasserted_of(tok, ids, ["fract", "##ure"])  # every "fracture", as if each were ruled out
+    loss_fn = MultiLevelLoss(CONFIG, units)
+    loss_fn(outputs, ids, mask, unasserted=flags)
+    for level in ("word", "sentence"):
+        merged, real = merge_units(outputs[f"{level}_tokens"], ids, mask, units, level, flags)
+        rows = [i for i in range(5) if real[i].any()]
+        scores = local_pair_scores(outputs[f"{level}_regions"][rows], merged[rows], real[rows],
+                                   CONFIG.attention_temperature, CONFIG.unit_temperature)  # fmt: skip
+        expected = symmetric_infonce(CONFIG.pair_temperature * scores)
+        assert loss_fn.last_parts[f"{level}_loss"] == pytest.approx(float(expected), rel=1e-5)
+    # "Pas de fracture." has one sentence, and it is dropped: that pair sits the sentence level out
+    assert not merge_units(outputs["sentence_tokens"], ids, mask, units, "sentence", flags)[1][1].any()
+    kept = loss_fn.last_parts.copy()
+    loss_fn(outputs, ids, mask)
+    assert loss_fn.last_parts["word_loss"] != pytest.approx(kept["word_loss"], rel=1e-3)
+    keep_fn = MultiLevelLoss(dataclasses.replace(CONFIG, unasserted="keep"), units)  # AFLoc as published
+    keep_fn(outputs, ids, mask, unasserted=flags)
+    assert keep_fn.last_parts == pytest.approx(loss_fn.last_parts)
+
+
 def test_gradients_reach_every_local_head(tokenizer, model):
     model.zero_grad(set_to_none=True)
     ids, mask = encode(tokenizer, CORPUS[:4])
@@ -483,6 +532,7 @@ def test_words_must_align_with_earlier_features_than_sentences(tokenizer, word, 
     ("global_weight", -0.1, "local.global_weight must be >= 0"),
     ("negatives", "hard", "local.negatives must be 'random' or 'body_part'"),
     ("group_size", 1, "local.group_size must be >= 2"),
+    ("unasserted", "mask", "local.unasserted must be 'drop' or 'keep'"),
     ("attention_temperature", 0.0, "local.attention_temperature must be > 0"),
     ("pair_temperature", -2.0, "local.pair_temperature must be > 0"),
 ])  # fmt: skip
@@ -539,19 +589,21 @@ def test_body_part_groups_number_the_mura_folders():
 
 
 class RecordingLoss(MultiLevelLoss):
-    """The real loss, remembering the groups of each call."""
+    """The real loss, remembering the groups and unasserted flags of each call."""
 
     calls: list = []
+    flags: list = []
 
-    def forward(self, outputs, input_ids, attention_mask, groups=None):
+    def forward(self, outputs, input_ids, attention_mask, groups=None, unasserted=None):
         RecordingLoss.calls.append(None if groups is None else groups.clone())
-        return super().forward(outputs, input_ids, attention_mask, groups)
+        RecordingLoss.flags.append(None if unasserted is None else unasserted.clone())
+        return super().forward(outputs, input_ids, attention_mask, groups, unasserted)
 
 
 @pytest.mark.parametrize("negatives", ["random", "body_part"])
 def test_afloc_training_logs_every_level(tiny_world, tmp_path, monkeypatch, negatives):
     monkeypatch.setattr(train_module, "MultiLevelLoss", RecordingLoss)
-    RecordingLoss.calls = []
+    RecordingLoss.calls, RecordingLoss.flags = [], []
     text = TextTowerConfig(hf_config={**TINY_BERT, "hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64},
                            vocab_size=300)  # fmt: skip
     local = LocalAlignConfig(negatives=negatives, group_size=4)
@@ -566,6 +618,8 @@ def test_afloc_training_logs_every_level(tiny_world, tmp_path, monkeypatch, nega
         assert {"global_loss", "word_loss", "sentence_loss"} <= row.keys()
         assert row["word_loss"] > 0 and row["sentence_loss"] > 0
         assert row["loss"] == pytest.approx(row["global_loss"] + row["word_loss"] + row["sentence_loss"], rel=1e-4)
+    for flags in RecordingLoss.flags:  # the default drops unasserted mentions: training hands their tokens over
+        assert flags is not None and flags.dtype == torch.bool and flags.any()
     if negatives == "random":
         assert all(groups is None for groups in RecordingLoss.calls)
     else:

@@ -199,6 +199,17 @@ def test_several_images_per_study_are_padded_with_a_mask(studies):
         assert shown_images(first, 3) == [0, 1, 2]  # validation: the first N, every epoch
 
 
+def test_unasserted_flags_travel_with_their_tokens_and_pad_as_false(studies):
+    marked = [Study(s.key, s.image_paths, s.token_ids, tuple(i % 2 == 0 for i in range(len(s.token_ids))))
+              for s in studies[:3]]  # fmt: skip
+    dataset = PairDataset(marked, image_transform(PRE, train=False), seed=0, progress=False)
+    assert dataset[1]["unasserted"].tolist() == [True, False]
+    batch = collate_pairs(pad_id=0)([dataset[i] for i in range(3)])
+    assert batch["unasserted"].tolist() == [[True, False, False], [True, False, False], [True, False, True]]
+    assert batch["unasserted"].shape == batch["input_ids"].shape
+    assert "unasserted" not in PairDataset(studies[:3], image_transform(PRE, train=False), seed=0, progress=False)[0]
+
+
 def test_bad_dataset_arguments_are_named(studies):
     transform = image_transform(PRE, train=False)
     with pytest.raises(ValueError, match="images_per_study must be >= 1, got 0"):

@@ -1,6 +1,6 @@
 import pytest
 
-from bonevlp.text.clean import PLACEHOLDER, clean_report, clean_sentences, split_sentences
+from bonevlp.text.clean import PLACEHOLDER, clean_report, clean_report_spans, clean_sentences, split_sentences
 
 REPORT = """COMPTE RENDU RADIOLOGIQUE
 Dr [PERSON] [PERSON]
@@ -148,3 +148,32 @@ def test_cleaning_a_cleaned_report_changes_nothing(text):
 @pytest.mark.parametrize("text", IDEMPOTENCE_CASES)
 def test_separator_join_is_the_only_difference(text):
     assert clean_report(text, "</s>").split(" </s> ") == clean_sentences(text)
+
+
+def test_spans_follow_the_cleaning_and_vanish_with_their_sentence():
+    words = ["Fracture ?", "fracture du radius distal, déplacement", "luxation", "Martin", "[PERSON]"]
+    spans = [(REPORT.index(w), REPORT.index(w) + len(w)) for w in words]
+    cleaned, moved = clean_report_spans(REPORT, spans, sep_token="[SEP]")
+    assert cleaned == clean_report(REPORT, sep_token="[SEP]")
+    # the placeholder and its orphan fragment are dropped, so its span is gone; the others point at their words
+    assert [cleaned[a:b] for a, b in moved] == words[:4]
+    report = "Résultats :   Pas de   fracture.\nConclusion : 1.\nRAS."  # whitespace collapsed, "1." dropped
+    at = report.index("fracture")
+    cleaned, moved = clean_report_spans(report, [(at, at + 8), (report.index("1."), report.index("1.") + 1)])
+    assert cleaned == "Pas de fracture. RAS." and [cleaned[a:b] for a, b in moved] == ["fracture"]
+    assert clean_report_spans("", []) == ("", [])
+
+
+@pytest.mark.parametrize("spans, message", [
+    ([(3, 3)], "spans must be non-empty"),
+    ([(0, 5), (4, 8)], "disjoint"),
+    ([(5, 99)], "within the 17-character report"),
+])  # fmt: skip
+def test_bad_spans_are_refused(spans, message):
+    with pytest.raises(ValueError, match=message):
+        clean_report_spans("Pas de fracture. ", spans)
+
+
+def test_a_report_holding_the_span_marks_is_refused():
+    with pytest.raises(ValueError, match="private-use characters"):
+        clean_report_spans("Fracture \ue000du radius.", [])

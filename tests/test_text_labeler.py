@@ -15,6 +15,7 @@ from bonevlp.text.labeler import (
     LABELS,
     FindingLabeler,
     ReportLabels,
+    findings_ranges,
     findings_text,
     read_report_labels,
     score_labels,
@@ -128,6 +129,19 @@ def test_report_with_several_labels(labeler):
     assert labels.kl_grade == 3
 
 
+def test_unasserted_spans_are_the_ruled_out_mentions_and_those_outside_the_findings(labeler):
+    report = ("Indication : Traumatisme, recherche de fracture.\nRésultat : Pas de fracture du radius. Fracture de "
+              "l'ulna. Suspicion de fissure du scaphoïde. Absence de lésion osseuse. Matériel en place, sans "
+              "démontage.\nConclusion : Fracture de l'ulna.")  # fmt: skip
+    spans = labeler.unasserted_spans([report, "Fracture du radius.", ""])
+    texts = [report[a:b] for a, b in spans[0]]
+    assert texts == ["fracture", "fracture", "lésion osseuse"]  # the question's, the ruled-out one, the lesion
+    assert report.index("recherche de fracture") < spans[0][0][0] < report.index("Résultat")
+    assert spans[0][1][0] == report.index("Pas de fracture") + len("Pas de ")
+    assert spans[1:] == [[], []]  # an affirmed mention, an empty report
+    assert labeler(report).certainty["fracture"] == AFF  # the labels still read the report as before
+
+
 def test_sections_read_and_skipped():
     report = "Nom : BROCHE Paul\nIndication : fracture ?\nTECHNIQUE\nFace.\nRésultat : RAS.\nConclusion :\nNormal."
     assert findings_text(report) == "RAS.\n\nNormal."  # the header and the question are left out
@@ -136,6 +150,12 @@ def test_sections_read_and_skipped():
     # text above a first title that is the conclusion is the description
     assert findings_text("Fracture du radius.\nConclusion : fracture.") == "Fracture du radius.\n\nfracture."
     assert findings_text("Fracture du radius.") == "Fracture du radius."  # no title: all of it
+    for text in (report, "Technique : face.\n\nFracture du radius.", "Fracture du radius.\nConclusion : fracture.",
+                 "Indication : chute.\nTechnique : face.", "  Fracture.  \n"):
+        ranges = findings_ranges(text)  # what findings_text reads, as ranges of the report itself
+        assert all(text[a:b] == text[a:b].strip() != "" for a, b in ranges)
+        assert "\n\n".join(text[a:b] for a, b in ranges) == findings_text(text).strip()
+    assert findings_ranges("Indication : chute.\nTechnique : face.") == findings_ranges(" \n") == []
 
 
 def test_indication_mentions_nothing(labeler):

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 import bonevlp.train as train_module
 from bonevlp.checkpoint import load_checkpoint
 from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig, TINY_BERT, TrainConfig, load_train_config
-from bonevlp.train import main, train, warmup_cosine
+from bonevlp.tokenizer import train_wordpiece
+from bonevlp.train import main, tokenize_studies, train, warmup_cosine
 
 
 def tiny_config(world, out_dir, **overrides) -> TrainConfig:
@@ -248,3 +249,24 @@ def test_init_checkpoint_starts_from_its_weights_and_adds_fresh_heads(tiny_world
     bigger = dataclasses.replace(cfg.model, image=dataclasses.replace(cfg.model.image, image_size=48))
     with pytest.raises(ValueError, match="image tower expects"):
         train_module.init_from_checkpoint(dataclasses.replace(cfg, model=bigger))
+
+
+def test_tokenize_studies_flags_the_tokens_of_unasserted_mentions():
+    reports = ["Indication : recherche de fracture.\nRésultat : Pas de fracture. Fracture de l'ulna.",
+               "Fracture du radius.", ""]  # fmt: skip
+    tokenizer = train_wordpiece(reports * 20 + ["Absence de lésion osseuse."], vocab_size=120, max_length=64)
+    rows = [(f"s{i}", [f"s{i}.png"], report) for i, report in enumerate(reports)]
+    plain = tokenize_studies(rows, tokenizer, 64)
+    marked = tokenize_studies(rows, tokenizer, 64, mark_unasserted=True)
+    assert [s.token_ids for s in marked] == [s.token_ids for s in plain] and all(s.unasserted == () for s in plain)
+    for study in marked:
+        assert len(study.unasserted) == len(study.token_ids)
+    flagged = tokenizer.decode([i for i, f in zip(marked[0].token_ids, marked[0].unasserted) if f])
+    assert flagged.split() == ["fracture", "fracture"]  # the question's and the ruled-out one, not the ulna's
+    assert not any(marked[1].unasserted) and not any(marked[2].unasserted)
+
+    class PythonTokenizer:  # transformers' PythonBackend tokenizers give no character offsets
+        is_fast, sep_token = False, "[SEP]"
+
+    with pytest.raises(ValueError, match="needs a fast tokenizer.*local.unasserted"):
+        tokenize_studies(rows, PythonTokenizer(), 64, mark_unasserted=True)

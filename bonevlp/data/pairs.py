@@ -28,6 +28,7 @@ class Study:
     key: str
     image_paths: tuple[str, ...]
     token_ids: tuple[int, ...]
+    unasserted: tuple[bool, ...] = ()  # per token: in a finding mention the report does not assert; () unmarked
 
 
 def _check_seed(name: str, value: int) -> None:
@@ -82,13 +83,16 @@ class PairDataset(Dataset):
         images = self.cache.study(index)
         picks = self._picks(len(images), rng)
         tensors = [self.transform(images[i], rng) for i in picks]
-        ids = torch.tensor(self.studies[index].token_ids, dtype=torch.long)
+        study = self.studies[index]
+        text = {"input_ids": torch.tensor(study.token_ids, dtype=torch.long)}
+        if study.unasserted:
+            text["unasserted"] = torch.tensor(study.unasserted, dtype=torch.bool)
         if self.images_per_study == 1:
-            return {"pixels": tensors[0], "input_ids": ids}
+            return {"pixels": tensors[0], **text}
         pixels = torch.zeros(self.images_per_study, *tensors[0].shape)
         pixels[: len(tensors)] = torch.stack(tensors)
         mask = torch.arange(self.images_per_study) < len(tensors)
-        return {"pixels": pixels, "image_mask": mask, "input_ids": ids}
+        return {"pixels": pixels, "image_mask": mask, **text}
 
     def _picks(self, n_images: int, rng: np.random.Generator) -> np.ndarray:
         """Which of the study's images this item shows, in study order."""
@@ -101,13 +105,16 @@ class PairDataset(Dataset):
 
 
 def collate_pairs(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
-    """Stack images (and their mask, for several images per study) and pad token ids to the batch's longest."""
+    """Stack images (and their mask, for several images per study) and pad token ids (and their unasserted flags,
+    when marked) to the batch's longest."""
 
     def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         ids = torch.nn.utils.rnn.pad_sequence([it["input_ids"] for it in items], batch_first=True, padding_value=pad_id)
         batch = {"pixels": torch.stack([it["pixels"] for it in items]), "input_ids": ids, "attention_mask": (ids != pad_id).long()}
         if "image_mask" in items[0]:
             batch["image_mask"] = torch.stack([it["image_mask"] for it in items])
+        if "unasserted" in items[0]:
+            batch["unasserted"] = torch.nn.utils.rnn.pad_sequence([it["unasserted"] for it in items], batch_first=True)
         return batch
 
     return collate

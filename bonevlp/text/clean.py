@@ -31,6 +31,7 @@ A report with nothing left gives "" (or []): callers treat it as a report withou
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 PLACEHOLDER = re.compile(
     r"\[\s*(?:\.{2,}|…)?\s*\]"
@@ -52,6 +53,8 @@ _TITLE = re.compile(rf"^(?:(?:en\s+)?(?:{_SECTION_TITLES})\s*(?::|$)\s*)+", re.I
 _PUNCTUATION_AFTER_PLACEHOLDER = re.compile(r"^[\s,;:]+")
 _SPACE_BEFORE_PERIOD = re.compile(r" +(?=\.)")
 _MIN_ALNUM = 3
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use marks that carry spans through the cleaning
+_MARKS = re.compile(f"({_OPEN}|{_CLOSE})")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -82,6 +85,35 @@ def clean_report(text: str, sep_token: str | None = None) -> str:
     boundaries as the paper does. Returns "" when nothing is left.
     """
     return (" " if sep_token is None else f" {sep_token} ").join(clean_sentences(text))
+
+
+def clean_report_spans(text: str, spans: Sequence[tuple[int, int]], sep_token: str | None = None,
+                       ) -> tuple[str, list[tuple[int, int]]]:  # fmt: skip
+    """`clean_report(text, sep_token)` and where the character `spans` of `text` ended up in it (a span whose
+    sentence was dropped is gone). Spans are carried by marks that the cleaning keeps in place."""
+    if _OPEN in text or _CLOSE in text:
+        raise ValueError(f"report holds the private-use characters {_OPEN!r} or {_CLOSE!r}, which mark spans; "
+                         "remove them before cleaning")  # fmt: skip
+    marked, last = [], 0
+    for start, end in sorted(spans):
+        if not 0 <= last <= start < end <= len(text):
+            raise ValueError(f"spans must be non-empty, within the {len(text)}-character report and disjoint; "
+                             f"got ({start}, {end})")  # fmt: skip
+        marked += [text[last:start], _OPEN, text[start:end], _CLOSE]
+        last = end
+    cleaned = clean_report("".join(marked) + text[last:], sep_token)
+    out, found, opened, position = [], [], None, 0
+    for piece in _MARKS.split(cleaned):
+        if piece == _OPEN:
+            opened = position
+        elif piece == _CLOSE:
+            if opened is not None and opened < position:
+                found.append((opened, position))
+            opened = None
+        else:
+            out.append(piece)
+            position += len(piece)
+    return "".join(out), found
 
 
 def _drop_placeholders(line: str) -> str:

@@ -279,19 +279,46 @@ class FindingLabeler:
             labels[k] = _read_doc(doc)
         return labels
 
+    def unasserted_spans(self, reports: Iterable[str]) -> list[list[tuple[int, int]]]:
+        """Per report, the (start, end) character spans of the finding mentions it does not assert: the ones it
+        rules out ("Pas de fracture") and the ones outside its findings (the clinical question's "recherche de
+        fracture"). Hedged mentions count as asserted. AFLoc's word and sentence terms leave these out: in a
+        corpus of mostly normal studies, "fracture" would otherwise be aligned with bones that have none."""
+        reports = list(reports)
+        spans = []
+        for report, doc in zip(reports, self.nlp.pipe(reports)):
+            read = findings_ranges(report)
+            spans.append([(ent.start_char, ent.end_char) for ent in doc.ents if ent.label_ in _FINDINGS
+                          and (ent._.negation or not any(a <= ent.start_char < b for a, b in read))])  # fmt: skip
+        return spans
+
 
 def findings_text(report: str) -> str:
     """The parts of `report` the labeler reads: its findings sections, or all of it when it has no section title."""
+    if not _HEADING.search(report):
+        return report
+    return _SECTION_BREAK.join(report[start:end] for start, end in findings_ranges(report))
+
+
+def findings_ranges(report: str) -> list[tuple[int, int]]:
+    """The character ranges of `report` that `findings_text` reads, in order, stripped of surrounding blanks."""
     headings = list(_HEADING.finditer(report))
     if not headings:
-        return report
-    kept = [report[: headings[0].start()]] if headings[0].group("conclusion") else []
+        return [_strip(report, 0, len(report))] if report.strip() else []
+    bodies = [(0, headings[0].start())] if headings[0].group("conclusion") else []
     for heading, following in zip(headings, [*headings[1:], None]):
-        body = report[heading.end() : following.start() if following else len(report)]
+        start, end = _strip(report, heading.end(), following.start() if following else len(report))
         if heading.group("skip"):  # the question or the technique ends at a blank line: the findings may follow
-            body = "".join(_BLANK_LINE.split(body.strip(), maxsplit=1)[1:])
-        kept.append(body)
-    return _SECTION_BREAK.join(part.strip() for part in kept if part.strip())
+            blank = _BLANK_LINE.search(report, start, end)
+            start = blank.end() if blank else end
+        bodies.append((start, end))
+    return [(start, end) for start, end in (_strip(report, *body) for body in bodies) if start < end]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """`text[start:end]` without its leading and trailing whitespace, as a range."""
+    part = text[start:end]
+    return start + len(part) - len(part.lstrip()), end - len(part) + len(part.rstrip())
 
 
 def _read_doc(doc: Any) -> ReportLabels:
