@@ -144,6 +144,8 @@ def test_exam_parts_read_each_dataset_s_body_part():
     assert exam_parts(TASKS["oai_kl"], pd.DataFrame({"path": ["a", "b"]})) == ["KNEE", "KNEE"]
     with pytest.raises(ValueError, match="'bone_age' has no exam body part"):
         exam_parts(TASKS["bone_age"], mura)
+    with pytest.raises(ValueError, match="no body-region column hip, shoulder.*generic prompts"):
+        exam_parts(TASKS["fracture"], flags.drop(columns=["hip", "shoulder"]))  # a dataset.csv without them
 
 
 def test_body_part_prompts_score_each_image_against_its_own_part(tiny):

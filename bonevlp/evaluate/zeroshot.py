@@ -82,6 +82,10 @@ def exam_parts(task: Task, frame: pd.DataFrame) -> list[str | None]:
     if task.dataset == "mura":
         return list(frame["body_part"])
     if task.dataset == "fracatlas":
+        missing = [flag for flag in REGION_FLAGS if flag not in frame.columns]
+        if missing:
+            raise ValueError(f"FracAtlas's dataset.csv has no body-region column {', '.join(missing)} (it needs "
+                             f"{', '.join(REGION_FLAGS)}): score {task.name!r} with the generic prompts")  # fmt: skip
         flags = frame[list(REGION_FLAGS)].to_numpy(dtype=int)
         return [REGION_FLAGS[row.argmax()].upper() if row.sum() == 1 else None for row in flags]
     if task.dataset == "oai_kl":
