@@ -1,14 +1,15 @@
 """Is AFLoc's fracture pointing robust to the training seed? The book's AFLoc variant retrained at other seeds.
 
     python bench/afloc_replicates.py [--data-root runs/default/data/synthetic] [--seeds 1 2] [--epochs 12]
-        [--precision auto] [--threads 2] [--n-boot 1000]
+        [--unasserted drop] [--precision auto] [--threads 2] [--n-boot 1000]
 
 The book trains `vlp_afloc` once (seed 0) and 06 scores it once; one run cannot say whether its pointing game would
 hold at another seed. This script trains the same variant (02_pretrain's `afloc`: the default towers and schedule,
-AFLoc's multi-level loss with body-part local negatives) at each of `--seeds`, on the book's own patient split
-(seed 0's split file, so only the initialisation, the data order and the augmentation change), and scores 06's
-comparison on each: word-level maps queried with "fracture" on MURA valid's boxed fractures and on FracAtlas's
-COCO boxes, against 06's random maps (the same seeded 8 x 8 draws over the same boxed images), each with its 95 %
+AFLoc's multi-level loss with body-part local negatives, unasserted mentions dropped unless `--unasserted keep`)
+at each of `--seeds`, on the book's own patient split (seed 0's split file, so only the initialisation, the data
+order and the augmentation change), and scores 06's comparison on each: word- and sentence-level maps queried with
+"fracture" on MURA valid's boxed fractures and on FracAtlas's COCO boxes, against 06's random maps (the same seeded
+8 x 8 draws over the same boxed images): the pointing game and the contrast-to-noise ratio, each with its 95 %
 bootstrap interval over images.
 
 Precision "auto" trains in bf16 where the CPU computes it natively (as the book does): the numbers depend on it.
@@ -36,16 +37,18 @@ from bonevlp.localize.maps import similarity_maps
 from bonevlp.train import train
 from pretrain_length import default_config  # the sibling bench script (bench/ is on sys.path when run as a script)
 
-METHOD = "AFLoc · word"
+LEVELS = ("word", "sentence")
 
 
-def afloc_config(data_root: Path, out_dir: Path, epochs: int, seed: int, precision: str) -> TrainConfig:
+def afloc_config(data_root: Path, out_dir: Path, epochs: int, seed: int, precision: str,
+                 unasserted: str = "drop") -> TrainConfig:  # fmt: skip
     """02_pretrain's `afloc` variant as the default profile sets it (the `scratch` variant of pretrain_length.py with
     AFLoc's loss and body-part local negatives), at `seed` on seed 0's patient split."""
     base = default_config(data_root, out_dir, epochs, seed)
+    local = LocalAlignConfig(negatives="body_part", unasserted=unasserted)
     return dataclasses.replace(
         base, precision=precision, loss="afloc", split_file=str(data_root / "splits" / "mura_train_val_seed0.csv"),
-        model=dataclasses.replace(base.model, local=LocalAlignConfig(negatives="body_part")),
+        model=dataclasses.replace(base.model, local=local),
     )
 
 
@@ -58,15 +61,24 @@ def benchmarks(checkpoint: Path, data_root: Path) -> dict[str, pd.DataFrame]:
 
 
 def pointing(checkpoint: Path, benchmarks: dict[str, pd.DataFrame], n_boot: int) -> list[dict[str, object]]:
-    """AFLoc word maps against random maps on each benchmark: 06's pointing-game verdict on its fractures."""
+    """AFLoc's word and sentence maps against random maps on each benchmark: 06's pointing-game verdict on its
+    fractures, per level."""
     ckpt = load_checkpoint(checkpoint)
     rows = []
     for name, boxes in benchmarks.items():
         images = [load_image(path) for path in boxes["abs_path"]]
-        maps = similarity_maps(ckpt.model, ckpt.tokenizer, images, query_texts(boxes, "prompt"), "word", 0.0)
-        scores = pd.concat([scored(boxes, maps, METHOD), random_scores(boxes, images[0].shape[:2], 8, 0)])
-        (verdict,) = compare(localization_summary(scores, n_boot=n_boot, seed=0), "fracture", METHOD, [RANDOM_MAPS])
-        rows.append({"benchmark": name, "n": int((boxes["finding"] == "fracture").sum()), **verdict})
+        queries = query_texts(boxes, "prompt")
+        scores = [random_scores(boxes, images[0].shape[:2], 8, 0)]
+        for level in LEVELS:
+            maps = similarity_maps(ckpt.model, ckpt.tokenizer, images, queries, level, 0.0)
+            scores.append(scored(boxes, maps, f"AFLoc · {level}"))
+        summary = localization_summary(pd.concat(scores), n_boot=n_boot, seed=0)
+        for level in LEVELS:
+            (verdict,) = compare(summary, "fracture", f"AFLoc · {level}", [RANDOM_MAPS])
+            (cnr,) = compare(summary, "fracture", f"AFLoc · {level}", [RANDOM_MAPS], metric="cnr")
+            rows.append({"benchmark": name, "level": level, "n": int((boxes["finding"] == "fracture").sum()),
+                         **verdict, "cnr": cnr["value"], "cnr 95% CI": cnr["95% CI"],
+                         "random cnr": cnr["baseline value"]})  # fmt: skip
     return rows
 
 
@@ -75,6 +87,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path(TrainConfig.data_root))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=12, help="the default profile's afloc variant's epochs")
+    parser.add_argument("--unasserted", choices=("drop", "keep"), default="drop", help="local.unasserted (keep: AFLoc as published)")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-boot", type=int, default=1000)
@@ -85,7 +98,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            cfg = afloc_config(args.data_root, Path(tmp) / f"seed{seed}", args.epochs, seed, args.precision)
+            cfg = afloc_config(args.data_root, Path(tmp) / f"seed{seed}", args.epochs, seed, args.precision,
+                               args.unasserted)  # fmt: skip
             start = time.perf_counter()
             train(cfg, progress=False)
             seconds = time.perf_counter() - start
@@ -93,12 +107,14 @@ def main() -> None:
                 rows.append({"seed": seed, "train s": round(seconds), **row})
                 low, high = row["95% CI"]
                 b_low, b_high = row["baseline 95% CI"]
-                print(f"seed {seed} {row['benchmark']} (n {row['n']}): AFLoc word pointing {row['value']:.3f} "
+                print(f"seed {seed} {row['benchmark']} (n {row['n']}): AFLoc {row['level']} pointing {row['value']:.3f} "
                       f"[{low:.3f}, {high:.3f}] vs random {row['baseline value']:.3f} [{b_low:.3f}, {b_high:.3f}]: "
-                      f"{'beats, CIs disjoint' if row['beats, CIs disjoint'] else 'does NOT beat'} "
-                      f"({seconds:.0f} s of training)", flush=True)  # fmt: skip
-    beats = sum(bool(r["beats, CIs disjoint"]) for r in rows if r["benchmark"] == "MURA valid")
-    print(f"\nMURA valid: AFLoc beats random maps with disjoint intervals at {beats} of {len(args.seeds)} seeds")
+                      f"{'beats, CIs disjoint' if row['beats, CIs disjoint'] else 'does NOT beat'}; CNR "
+                      f"{row['cnr']:.2f} [{row['cnr 95% CI'][0]:.2f}, {row['cnr 95% CI'][1]:.2f}] vs random "
+                      f"{row['random cnr']:.2f} ({seconds:.0f} s of training)", flush=True)  # fmt: skip
+    for level in LEVELS:
+        beats = sum(bool(r["beats, CIs disjoint"]) for r in rows if r["benchmark"] == "MURA valid" and r["level"] == level)
+        print(f"MURA valid: AFLoc {level} maps beat random maps with disjoint intervals at {beats} of {len(args.seeds)} seeds")
 
 
 if __name__ == "__main__":
