@@ -64,14 +64,16 @@ def zero_shot_outputs(model: DualEncoder, tokenizer, task: Task, image_embedding
     parts = [None] * len(embeddings) if parts is None else list(parts)
     if len(parts) != len(embeddings):
         raise ValueError(f"parts has {len(parts)} entries for {len(embeddings)} image embeddings")
+    n_classes = 2 if task.kind == "binary" else task.n_classes
+    if len(PROMPTS[_known(task.name)]) != n_classes:  # part_prompts has PROMPTS' classes: one check covers both
+        raise ValueError(f"PROMPTS[{task.name!r}] has {len(PROMPTS[task.name])} classes, task {task.name} needs "
+                         f"{task.n_classes}")  # fmt: skip
     scale = float(model.logit_scale.detach().exp())
-    probabilities = np.empty((len(embeddings), 2 if task.kind == "binary" else task.n_classes))
+    probabilities = np.empty((len(embeddings), n_classes))
     for part in dict.fromkeys(parts):
         rows = np.array([p == part for p in parts])
-        prompts = PROMPTS[_known(task.name)] if part is None else part_prompts(task.name, part)
-        names, classes = class_embeddings(model, tokenizer, prompts)
-        if len(names) != probabilities.shape[1]:
-            raise ValueError(f"PROMPTS[{task.name!r}] has {len(names)} classes, task {task.name} needs {task.n_classes}")
+        prompts = PROMPTS[task.name] if part is None else part_prompts(task.name, part)
+        _, classes = class_embeddings(model, tokenizer, prompts)
         probabilities[rows] = zero_shot_probabilities(embeddings[rows], classes, scale)
     return outputs_from_probabilities(task, probabilities)
 
