@@ -6,12 +6,14 @@ report) and lower-cases. It is saved with every checkpoint, so a model is never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from bonevlp.text.clean import clean_report_spans
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CONTINUATION = "##"
@@ -104,3 +106,22 @@ def _importable(module: str) -> bool:
         return find_spec(module) is not None
     except ModuleNotFoundError:  # a dotted name whose parent package is missing
         return False
+
+
+def tokenize_marked(tokenizer: PreTrainedTokenizerBase, reports: Sequence[str],
+                    spans: Sequence[Sequence[tuple[int, int]]], max_length: int,
+                    ) -> tuple[list[list[int]], list[list[bool]]]:  # fmt: skip
+    """Each report cleaned as training reports are and tokenized, with one flag per token: does it hold a character
+    of one of the report's character `spans` (finding mentions). Needs a fast tokenizer: the flags come from its
+    character offsets."""
+    if not tokenizer.is_fast:
+        raise ValueError(f"marking mentions in reports needs a fast tokenizer (character offsets); "
+                         f"{type(tokenizer).__name__} is not: load one with a tokenizer.json")  # fmt: skip
+    if len(spans) != len(reports):
+        raise ValueError(f"{len(reports)} reports but {len(spans)} span lists: give one list per report")
+    cleaned = [clean_report_spans(report, found, sep_token=tokenizer.sep_token) for report, found in zip(reports, spans)]
+    encoded = tokenizer([text for text, _ in cleaned], truncation=True, max_length=max_length,
+                        return_offsets_mapping=True)  # fmt: skip
+    flags = [[any(a < end and start < b for a, b in found) for start, end in offsets]
+             for offsets, (_, found) in zip(encoded["offset_mapping"], cleaned)]  # fmt: skip
+    return encoded["input_ids"], flags

@@ -45,10 +45,10 @@ from bonevlp.gradcache import accumulated_step
 from bonevlp.local_align import MultiLevelLoss, token_units
 from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
-from bonevlp.text.clean import clean_report, clean_report_spans
+from bonevlp.text.clean import clean_report
 from bonevlp.text.labeler import FindingLabeler, label_vectors, read_report_labels
 from bonevlp.text.process import read_processed
-from bonevlp.tokenizer import load_tokenizer, train_wordpiece
+from bonevlp.tokenizer import load_tokenizer, tokenize_marked, train_wordpiece
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,8 @@ def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int, mark_unas
                          f"{type(tokenizer).__name__} is not: load one with a tokenizer.json, or set "
                          "local.unasserted to 'keep'")  # fmt: skip
     spans = FindingLabeler().unasserted_spans(reports)
-    cleaned = [clean_report_spans(report, found, sep_token=tokenizer.sep_token) for report, found in zip(reports, spans)]
-    encoded = tokenizer([text for text, _ in cleaned], truncation=True, max_length=max_length,
-                        return_offsets_mapping=True)  # fmt: skip
-    studies = []
-    for (key, paths, _), ids, offsets, (_, found) in zip(rows, encoded["input_ids"], encoded["offset_mapping"], cleaned):
-        flags = tuple(any(a < end and start < b for a, b in found) for start, end in offsets)
-        studies.append(Study(key, tuple(paths), tuple(ids), flags))
-    return studies
+    encoded, flags = tokenize_marked(tokenizer, reports, spans, max_length)
+    return [Study(key, tuple(paths), tuple(ids), tuple(marks)) for (key, paths, _), ids, marks in zip(rows, encoded, flags)]
 
 
 def make_tokenizer(cfg: TrainConfig, train_reports: list[str], extra_texts: list[str] = ()):

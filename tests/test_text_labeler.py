@@ -142,6 +142,17 @@ def test_unasserted_spans_are_the_ruled_out_mentions_and_those_outside_the_findi
     assert labeler(report).certainty["fracture"] == AFF  # the labels still read the report as before
 
 
+def test_mentions_say_which_finding_and_whether_the_report_asserts_it(labeler):
+    report = ("Indication : recherche de fracture.\nRésultat : Trait de fracture de l'ulna. Pas de lésion osseuse. "
+              "Suspicion de fissure du scaphoïde.\nConclusion : Fracture de l'ulna.")  # fmt: skip
+    (found,) = labeler.mentions([report])
+    read = [(report[a:b], label, asserted) for a, b, label, asserted in found]
+    assert read == [("fracture", "fracture", False), ("Trait de fracture", "fracture", True),
+                    ("lésion osseuse", "lesion", False), ("fissure", "fracture", True),
+                    ("Fracture", "fracture", True)]  # fmt: skip
+    assert labeler.unasserted_spans([report]) == [[(a, b) for a, b, _, asserted in found if not asserted]]
+
+
 def test_sections_read_and_skipped():
     report = "Nom : BROCHE Paul\nIndication : fracture ?\nTECHNIQUE\nFace.\nRésultat : RAS.\nConclusion :\nNormal."
     assert findings_text(report) == "RAS.\n\nNormal."  # the header and the question are left out

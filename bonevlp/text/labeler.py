@@ -284,13 +284,20 @@ class FindingLabeler:
         rules out ("Pas de fracture") and the ones outside its findings (the clinical question's "recherche de
         fracture"). Hedged mentions count as asserted. AFLoc's word and sentence terms leave these out: in a
         corpus of mostly normal studies, "fracture" would otherwise be aligned with bones that have none."""
+        return [[(start, end) for start, end, _, asserted in found if not asserted] for found in self.mentions(reports)]
+
+    def mentions(self, reports: Iterable[str]) -> list[list[tuple[int, int, str, bool]]]:
+        """Per report, (start, end, finding, asserted) of each mention of a focal finding (fracture, hardware,
+        arthrose, lesion), in character offsets of the raw report: asserted unless it is ruled out or outside the
+        findings sections; hedged mentions count as asserted."""
         reports = list(reports)
-        spans = []
+        found = []
         for report, doc in zip(reports, self.nlp.pipe(reports)):
             read = findings_ranges(report)
-            spans.append([(ent.start_char, ent.end_char) for ent in doc.ents if ent.label_ in _FINDINGS
-                          and (ent._.negation or not any(a <= ent.start_char < b for a, b in read))])  # fmt: skip
-        return spans
+            found.append([(ent.start_char, ent.end_char, ent.label_,
+                           not ent._.negation and any(a <= ent.start_char < b for a, b in read))
+                          for ent in doc.ents if ent.label_ in _FINDINGS])  # fmt: skip
+        return found
 
 
 def findings_text(report: str) -> str:
