@@ -78,8 +78,7 @@ def pointing(checkpoint: Path, benchmarks: dict[str, pd.DataFrame], n_boot: int)
             scores.append(scored(boxes, maps, f"AFLoc · {level}"))
         if "report" in boxes:
             grounded = ground_findings(ckpt.model, ckpt.tokenizer, images, list(boxes["report"]), list(boxes["finding"]))
-            has = [found is not None for found in grounded]
-            scores.append(scored(boxes[has], [found for found in grounded if found is not None], "AFLoc · grounding"))
+            scores.append(scored(boxes, grounded, "AFLoc · grounding"))
             methods.append("grounding")
         summary = localization_summary(pd.concat(scores), n_boot=n_boot, seed=0)
         for method in methods:

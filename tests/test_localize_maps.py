@@ -194,6 +194,11 @@ def test_scored_rows_follow_the_boxes():
     assert scores["pointing"].tolist() == [1.0, 0.0, 1.0]
     assert (scores["method"] == "model · word").all() and scores["finding"].tolist() == ["fracture", "hardware", "lesion"]
     assert scores["path"].tolist() == ["a.png", "b.png", "c.png"] and set(METRICS) <= set(scores.columns)
+    partial = scored(boxes, [maps[0], None, maps[2]], "grounding")  # None: nothing to score for that image
+    assert partial["path"].tolist() == ["a.png", "c.png"] and partial["finding"].tolist() == ["fracture", "lesion"]
+    assert partial["pointing"].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="got 2 maps for 3 boxed images"):
+        scored(boxes, maps[:2], "model · word")
 
 
 def test_random_scores_are_seeded():

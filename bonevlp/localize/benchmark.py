@@ -39,9 +39,15 @@ def query_texts(boxes: pd.DataFrame, query: str) -> list[str]:
     return [QUERIES[finding] for finding in boxes["finding"]]
 
 
-def scored(boxes: pd.DataFrame, maps: Sequence[np.ndarray], method: str) -> pd.DataFrame:
-    """Per-image scores of `maps` (one per row of `boxes`, in order) under the name `method`."""
-    scores = score_maps(maps, list(boxes["box"]))
+def scored(boxes: pd.DataFrame, maps: Sequence[np.ndarray | None], method: str) -> pd.DataFrame:
+    """Per-image scores of `maps` (one per row of `boxes`, in order) under the name `method`. A None map is an image
+    the method has nothing for (grounding, where the report asserts no mention of the finding): its row is left out,
+    so the summary's n says how many images the method was scored on."""
+    if len(maps) != len(boxes):
+        raise ValueError(f"got {len(maps)} maps for {len(boxes)} boxed images; give one map (or None) per image")
+    has = [found is not None for found in maps]
+    boxes = boxes[has]
+    scores = score_maps([found for found in maps if found is not None], list(boxes["box"]))
     return scores.assign(method=method, finding=list(boxes["finding"]), path=list(boxes["path"]))
 
 
