@@ -108,15 +108,20 @@ def _importable(module: str) -> bool:
         return False
 
 
+def require_offsets(tokenizer: PreTrainedTokenizerBase, purpose: str, remedy: str = "") -> None:
+    """Fail unless `tokenizer` is a fast one, which gives character offsets: `purpose` says what needs them."""
+    if not tokenizer.is_fast:
+        raise ValueError(f"{purpose} needs a fast tokenizer (character offsets); {type(tokenizer).__name__} is not: "
+                         f"load one with a tokenizer.json{remedy}")  # fmt: skip
+
+
 def tokenize_marked(tokenizer: PreTrainedTokenizerBase, reports: Sequence[str],
                     spans: Sequence[Sequence[tuple[int, int]]], max_length: int,
                     ) -> tuple[list[list[int]], list[list[bool]]]:  # fmt: skip
     """Each report cleaned as training reports are and tokenized, with one flag per token: does it hold a character
     of one of the report's character `spans` (finding mentions). Needs a fast tokenizer: the flags come from its
     character offsets."""
-    if not tokenizer.is_fast:
-        raise ValueError(f"marking mentions in reports needs a fast tokenizer (character offsets); "
-                         f"{type(tokenizer).__name__} is not: load one with a tokenizer.json")  # fmt: skip
+    require_offsets(tokenizer, "marking mentions in reports")
     if len(spans) != len(reports):
         raise ValueError(f"{len(reports)} reports but {len(spans)} span lists: give one list per report")
     cleaned = [clean_report_spans(report, found, sep_token=tokenizer.sep_token) for report, found in zip(reports, spans)]

@@ -48,7 +48,7 @@ from bonevlp.model import DualEncoder, create_model
 from bonevlp.text.clean import clean_report
 from bonevlp.text.labeler import FindingLabeler, label_vectors, read_report_labels
 from bonevlp.text.process import read_processed
-from bonevlp.tokenizer import load_tokenizer, tokenize_marked, train_wordpiece
+from bonevlp.tokenizer import load_tokenizer, require_offsets, tokenize_marked, train_wordpiece
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,7 @@ def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int, mark_unas
         texts = [clean_report(report, sep_token=tokenizer.sep_token) for report in reports]
         encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
         return [Study(key, tuple(paths), tuple(ids)) for (key, paths, _), ids in zip(rows, encoded)]
-    if not tokenizer.is_fast:
-        raise ValueError(f"marking unasserted mentions needs a fast tokenizer (character offsets); "
-                         f"{type(tokenizer).__name__} is not: load one with a tokenizer.json, or set "
-                         "local.unasserted to 'keep'")  # fmt: skip
+    require_offsets(tokenizer, "marking unasserted mentions", ", or set local.unasserted to 'keep'")  # before labelling
     spans = FindingLabeler().unasserted_spans(reports)
     encoded, flags = tokenize_marked(tokenizer, reports, spans, max_length)
     return [Study(key, tuple(paths), tuple(ids), tuple(marks)) for (key, paths, _), ids, marks in zip(rows, encoded, flags)]
