@@ -1,6 +1,6 @@
 import pytest
 
-from bonevlp.text.clean import PLACEHOLDER, clean_report, clean_report_spans, clean_sentences, split_sentences
+from bonevlp.text.clean import PLACEHOLDER, clean_report, clean_report_spans, clean_sentences, report_body, split_sentences
 
 REPORT = """COMPTE RENDU RADIOLOGIQUE
 Dr [PERSON] [PERSON]
@@ -177,3 +177,41 @@ def test_bad_spans_are_refused(spans, message):
 def test_a_report_holding_the_span_marks_is_refused():
     with pytest.raises(ValueError, match="private-use characters"):
         clean_report_spans("Fracture \ue000du radius.", [])
+
+
+HOSPITAL_REPORT = """Clinique du Parc
+Imagerie ostéo-articulaire
+Patient(e) : Marie DUPONT
+Née le : 08-06-1943
+
+Renseignements cliniques :
+Rx genou G : fx ?
+
+TECHNIQUE
+Incidences de face et de profil du genou gauche.
+
+Résultats : Pincement fémoro-tibial médial. Pas de fx.
+
+Synthèse : Gonarthrose (KL 3).
+
+Compte rendu validé électroniquement le 03.07.2015 par le Dr P. Honoré.
+Copie : Dr F. Cornil"""
+
+
+def test_report_body_drops_the_header_and_the_signature():
+    body = report_body(HOSPITAL_REPORT)
+    assert body.startswith("Renseignements cliniques :\nRx genou G") and body.endswith("Gonarthrose (KL 3).")
+    assert "DUPONT" not in body and "Clinique du Parc" not in body and "Honoré" not in body and "Cornil" not in body
+    assert "TECHNIQUE\nIncidences de face" in body  # a title alone on its line opens its paragraph too
+    assert clean_sentences(body)[0] == "Rx genou G : fx ?"
+
+
+def test_report_body_keeps_a_report_without_section_titles_whole():
+    report = "Patient : Marie DUPONT\n\nFracture du radius distal.\n\nDr Martin"
+    assert report_body(report) == report
+    assert report_body("Motif de l'examen : chute.\n\nDr Martin") == "Motif de l'examen : chute."
+
+
+def test_report_body_needs_no_blank_line_after_the_header():
+    report = "Patient : Marie DUPONT\nIndication : chute.\nConclusion :\nFracture.\nSuite.\n\nDr Martin\n"
+    assert report_body(report) == "Indication : chute.\nConclusion :\nFracture.\nSuite."
