@@ -45,12 +45,13 @@ LEVELS = ("word", "sentence")
 def afloc_config(data_root: Path, out_dir: Path, epochs: int, seed: int, precision: str, unasserted: str = "drop",
                  attention_temperature: float = 10.0) -> TrainConfig:  # fmt: skip
     """02_pretrain's `afloc` variant as the default profile sets it (the `scratch` variant of pretrain_length.py with
-    AFLoc's loss, body-part local negatives and the profile's attention temperature), at `seed` on seed 0's patient
-    split."""
+    AFLoc's loss, body-part local negatives and the profile's attention temperature, on MURA-train alone as the
+    profile trains it), at `seed` on seed 0's patient split."""
     base = default_config(data_root, out_dir, epochs, seed)
     local = LocalAlignConfig(negatives="body_part", unasserted=unasserted, attention_temperature=attention_temperature)
     return dataclasses.replace(
         base, precision=precision, loss="afloc", split_file=str(data_root / "splits" / "mura_train_val_seed0.csv"),
+        corpus_texts=None,
         model=dataclasses.replace(base.model, local=local),
     )
 

@@ -45,6 +45,7 @@ def default_config(data_root: Path, out_dir: Path, epochs: int, seed: int) -> Tr
     return TrainConfig(
         data_root=str(data_root), out_dir=str(out_dir), epochs=epochs, batch_size=64, lr=1e-3, warmup_steps=30,
         seed=seed, tokenizer_texts=str(corpus) if corpus.is_file() else None,
+        corpus_texts=str(corpus) if corpus.is_file() else None,  # 02's pretrain_corpus
         model=ModelConfig(image=ImageTowerConfig(name="resnet18", image_size=64),
                           text=TextTowerConfig(hf_config=dict(TINY_BERT), pooling="mean"), embed_dim=128),
     )  # fmt: skip

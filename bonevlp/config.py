@@ -123,6 +123,9 @@ class TrainConfig:
     out_dir: str = "runs/default/checkpoints/vlp"  # the checkpoint directory this run writes
     split_file: str | None = None  # patient-grouped split; None: <data_root>/splits/mura_train_val_seed<seed>.csv
     tokenizer_texts: str | None = None  # de-identified corpus CSV (01_reports) the WordPiece also learns from
+    corpus_texts: str | None = None  # de-identified hospital corpus (01_reports' corpus_deid.csv): its studies join
+    # the training fold, as the paper pretrained on its hospital's reports. None: MURA-train alone
+    corpus_root: str | None = None  # the corpus folder holding images/ (bonevlp.data.corpus); None: <data_root>/corpus
     init_checkpoint: str | None = None  # start from this checkpoint's weights and tokenizer (towers, projections,
     # temperature); heads it lacks, such as AFLoc's local ones, start fresh. None: a seeded random initialisation
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -156,6 +159,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "log_every", "micro_batches", "images_per_study"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        local = self.model.local
+        if self.corpus_texts and self.loss == "afloc" and local is not None and local.negatives == "body_part":
+            raise ValueError("AFLoc's body-part negatives read MURA's XR_<PART> folders, which corpus studies lack: "
+                             "set corpus_texts to None or model.local.negatives to 'random'")  # fmt: skip
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: end of epoch only), got {self.checkpoint_every}")
         if not 0 < self.val_fraction < 1:

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from bonevlp.checkpoint import load_checkpoint, save_checkpoint
 from bonevlp.config import TrainConfig, load_train_config
+from bonevlp.data.corpus import read_corpus
 from bonevlp.data.images import Augment, image_transform
 from bonevlp.data.mura import check_reports_cover, read_mura, read_reports
 from bonevlp.data.pairs import EpochSampler, PairDataset, Study, collate_pairs
@@ -45,7 +46,7 @@ from bonevlp.gradcache import accumulated_step
 from bonevlp.local_align import MultiLevelLoss, token_units
 from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
-from bonevlp.text.clean import clean_report
+from bonevlp.text.clean import clean_report, report_body
 from bonevlp.text.labeler import FindingLabeler, label_vectors, read_report_labels
 from bonevlp.text.process import read_processed
 from bonevlp.tokenizer import load_tokenizer, require_offsets, tokenize_marked, train_wordpiece
@@ -66,7 +67,9 @@ def split_path(cfg: TrainConfig) -> Path:
 
 
 def pretraining_studies(cfg: TrainConfig) -> dict[str, list[StudyRow]]:
-    """Per fold ('train', 'val'): (study, image paths, report) from MURA train and the report table."""
+    """Per fold ('train', 'val'): (study, image paths, report) from MURA train and the report table, and, with
+    `corpus_texts`, every study of the de-identified hospital corpus in the training fold (the held-out fold stays
+    MURA's patient-grouped one, so its curves compare across runs)."""
     images = read_mura(cfg.data_root, "train")
     images["fold"] = load_or_create_split(images, split_path(cfg), cfg.val_fraction, cfg.seed)
     source = Path(cfg.data_root) / "reports.csv"
@@ -75,7 +78,39 @@ def pretraining_studies(cfg: TrainConfig) -> dict[str, list[StudyRow]]:
     out: dict[str, list[StudyRow]] = {"train": [], "val": []}
     for (fold, study), group in images.groupby(["fold", "study"], sort=True):
         out[fold].append((study, sorted(group["abs_path"]), reports[study]))
+    if cfg.corpus_texts:
+        corpus = corpus_studies(cfg.corpus_root or Path(cfg.data_root) / "corpus", cfg.corpus_texts)
+        shared = sorted({row[0] for row in corpus} & set(images["study"]))
+        if shared:
+            raise ValueError(f"corpus study {shared[0]} is also a MURA study of {cfg.data_root}: study keys must differ")
+        out["train"] += corpus
     return out
+
+
+def corpus_studies(root: str | Path, texts: str | Path) -> list[StudyRow]:
+    """The hospital corpus as pretraining pairs: images from the corpus folder at `root`, reports from the
+    de-identified table `texts` (01_reports' corpus_deid.csv) without their administrative header and footer
+    (`report_body`). The corpus's own studies.csv holds the raw reports: only its images are read from it."""
+    images = read_corpus(root, require_reports=False)
+    table = read_processed(texts)
+    reports = dict(zip(table["study"], table["report"]))
+    paths = {study: list(group["abs_path"]) for study, group in images.groupby("study", sort=True)}  # view order
+    missing = sorted(set(paths) - set(reports))
+    if missing:
+        raise ValueError(f"{texts}: {len(missing)} studies of the corpus at {root} have no de-identified report, "
+                         f"e.g. {missing[0]}; rerun 01_reports on this corpus")  # fmt: skip
+    unknown = sorted(set(reports) - set(paths))
+    if unknown:
+        raise ValueError(f"{texts}: {len(unknown)} reports name studies without images under {root}/images, e.g. "
+                         f"{unknown[0]}; is it the de-identified table of this corpus?")  # fmt: skip
+    rows = []
+    for study, study_paths in paths.items():
+        body = report_body(reports[study])
+        if not clean_report(body):
+            raise ValueError(f"{texts}: the de-identified report of study {study} has no text left once cleaned; "
+                             "fix or remove the study")  # fmt: skip
+        rows.append((study, study_paths, body))
+    return rows
 
 
 def tokenize_studies(rows: list[StudyRow], tokenizer, max_length: int, mark_unasserted: bool = False) -> list[Study]:

@@ -15,6 +15,7 @@ from bonevlp.text.leaks import Leak, needles, report_leaks, scan_files
 from bonevlp.text.process import PROCESSED_CSV, process_corpus, write_processed
 from bonevlp.text.surrogates import Surrogates
 from bonevlp.tokenizer import train_wordpiece
+from bonevlp.train import corpus_studies
 
 # ------------------------------------------------------------------------------------------------ needles
 
@@ -213,3 +214,15 @@ def test_an_unparsable_exam_date_names_the_study(tmp_path):
     ).to_csv(tmp_path / "studies.csv", index=False, encoding="utf-8")
     with pytest.raises(ValueError, match=r"study S1: exam_date '12/03/2021' is not a YYYY-MM-DD date"):
         process_corpus(tmp_path)
+
+
+def test_pretraining_pairs_of_the_corpus_carry_no_phi(tiny_world, world_needles, tmp_path):
+    """What 02 trains on from the hospital corpus: the de-identified table's reports, header and signature dropped."""
+    found, _, _ = world_needles
+    path = write_processed(process_corpus(tiny_world / "corpus", seed=0, deidentify=True), tmp_path)
+    rows = corpus_studies(tiny_world / "corpus", path)
+    assert len(rows) == len(read_corpus_studies(tiny_world / "corpus"))
+    texts = tmp_path / "pretraining_texts.txt"
+    texts.write_text("\n".join(report for _, _, report in rows), encoding="utf-8")
+    result = scan_files([texts], found)
+    assert result.scanned == 1 and result.leaks == ()

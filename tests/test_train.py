@@ -270,3 +270,59 @@ def test_tokenize_studies_flags_the_tokens_of_unasserted_mentions():
 
     with pytest.raises(ValueError, match="needs a fast tokenizer.*local.unasserted"):
         tokenize_studies(rows, PythonTokenizer(), 64, mark_unasserted=True)
+
+
+@pytest.fixture(scope="module")
+def deid_corpus(tiny_world, tmp_path_factory):
+    """01_reports' de-identified table of the tiny world's hospital corpus."""
+    from bonevlp.text.process import process_corpus, write_processed
+
+    return write_processed(process_corpus(tiny_world / "corpus", seed=0), tmp_path_factory.mktemp("reports"))
+
+
+def test_the_deidentified_corpus_joins_the_training_fold(tiny_world, deid_corpus, tmp_path):
+    from bonevlp.text.clean import report_body
+    from bonevlp.text.process import read_processed
+
+    mura = train_module.pretraining_studies(tiny_config(tiny_world, tmp_path / "a"))
+    both = train_module.pretraining_studies(tiny_config(tiny_world, tmp_path / "b", corpus_texts=str(deid_corpus)))
+    assert both["val"] == mura["val"]  # the held-out fold stays MURA's
+    table = read_processed(deid_corpus)
+    added = both["train"][len(mura["train"]):]
+    assert both["train"][: len(mura["train"])] == mura["train"] and len(added) == len(table)
+    bodies = dict(zip(table["study"], table["report"].map(report_body)))
+    for study, paths, report in added:
+        assert report == bodies[study] and report != table.set_index("study").loc[study, "report"]
+        assert paths and all(p.endswith(f"corpus/images/{study}/{k}.png") for k, p in enumerate(paths, 1))
+    out = train(tiny_config(tiny_world, tmp_path / "ckpt", epochs=1, corpus_texts=str(deid_corpus)), progress=False)
+    assert load_checkpoint(out).config["step"] == (len(both["train"])) // 8
+
+
+def test_a_corpus_table_that_does_not_match_the_corpus_is_named(tiny_world, deid_corpus, tmp_path):
+    import pandas as pd
+
+    from bonevlp.text.process import read_processed
+
+    table = read_processed(deid_corpus)
+    short = tmp_path / "short.csv"
+    table.iloc[1:].to_csv(short, index=False)
+    with pytest.raises(ValueError, match=rf"short.csv: 1 studies of the corpus .* e\.g\. {table.study[0]}; rerun 01_reports"):
+        train_module.corpus_studies(tiny_world / "corpus", short)
+    extra = tmp_path / "extra.csv"
+    pd.concat([table, table.iloc[:1].assign(study="S9999999")]).to_csv(extra, index=False)
+    with pytest.raises(ValueError, match="extra.csv: 1 reports name studies without images .* e.g. S9999999"):
+        train_module.corpus_studies(tiny_world / "corpus", extra)
+    empty = tmp_path / "empty.csv"
+    table.assign(report=table.report.where(table.index > 0, "Indication : [...]")).to_csv(empty, index=False)
+    with pytest.raises(ValueError, match=f"study {table.study[0]} has no text left once cleaned"):
+        train_module.corpus_studies(tiny_world / "corpus", empty)
+    with pytest.raises(FileNotFoundError, match="missing.csv is missing"):
+        train_module.corpus_studies(tiny_world / "corpus", tmp_path / "missing.csv")
+
+
+def test_afloc_body_part_negatives_refuse_the_corpus(tiny_world, tmp_path):
+    from bonevlp.config import LocalAlignConfig
+
+    model = dataclasses.replace(tiny_config(tiny_world, tmp_path).model, local=LocalAlignConfig(negatives="body_part"))
+    with pytest.raises(ValueError, match="corpus studies lack"):
+        tiny_config(tiny_world, tmp_path, loss="afloc", model=model, corpus_texts="reports/corpus_deid.csv")
