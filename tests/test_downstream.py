@@ -286,3 +286,18 @@ def test_downstream_config_checks():
         DownstreamConfig(fractions=(0.0,))
     with pytest.raises(ValueError, match="whole encoder"):
         DownstreamConfig(supervised=dataclasses.replace(FinetuneConfig(), depth=1))
+
+
+def test_probe_standardised_by_the_training_pool_does_not_blow_up_on_a_feature_constant_in_the_subset():
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(400, 6))
+    age = 100 + 20 * pool[:, 0] + 15 * pool[:, 5]
+    labelled = np.arange(12)
+    pool[labelled, 5] = 0.3 + 1e-6 * rng.normal(size=12)  # barely varies among the labelled images, as at 1 %
+    test = pool[12:]
+    alone = fit_linear_probe(TASKS["bone_age"], pool[labelled], age[labelled, None])
+    pooled = fit_linear_probe(TASKS["bone_age"], pool[labelled], age[labelled, None], reference=pool)
+    assert np.abs(alone(test)[:, 0] - age[12:]).max() > 1_000  # divided by its spread of 1e-6
+    assert np.abs(pooled(test)[:, 0] - age[12:]).mean() < np.abs(age[12:] - age[12:].mean()).mean()
+    with pytest.raises(ValueError, match="reference must be a finite"):
+        fit_linear_probe(TASKS["bone_age"], pool[labelled], age[labelled, None], reference=pool[:, :3])

@@ -5,7 +5,8 @@ For each initialisation (random, and every pretrained checkpoint) the activation
 the image tower are computed once and cached; the probe's features are the tail's output on them. Then, per
 (label fraction, seed):
 
-- *linear*: a probe on the frozen features (`linear.fit_linear_probe`);
+- *linear*: a probe on the frozen features (`linear.fit_linear_probe`), standardised by every training image's features,
+  labelled or not;
 - *fine-tune*: LP-FT: the probe is the head ("head first"), then the tail and head train at lower rates
   (`finetune.finetune`, the tail's depth set by the profile: the last block on a CPU, "all" on a GPU).
 
@@ -95,7 +96,7 @@ def run_task(data: TaskData, models: dict[str, DualEncoder], cfg: DownstreamConf
         for fraction in cfg.fractions:
             for seed in seeds:
                 rows = data.subset(seed, fraction)
-                probe = fit_linear_probe(task, features[rows], y_train[rows], seed=seed)
+                probe = fit_linear_probe(task, features[rows], y_train[rows], seed=seed, reference=features[:n_train])
                 results.add(init, "linear", fraction, seed, _units(data, probe(features[n_train:])))
                 loss, targets = task_loss(task, y_train[rows])
                 tuned = finetune(tail, probe.to_module(), inputs[rows], targets, loss, cfg.finetune, seed)

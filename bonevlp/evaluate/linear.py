@@ -1,7 +1,10 @@
 """Linear probes on frozen image features, for every kind of task, returned as one linear map on raw features.
 
 The probe standardises the features, then fits an L2 logistic regression (class-balanced; binary, or multinomial
-per target for KL grades) or a ridge regression (bone age). Its regularisation is chosen by stratified
+per target for KL grades) or a ridge regression (bone age). The standardisation's means and spreads may come from a
+`reference` set, such as every training image of the task labelled or not: at 1 % of the labels a feature that
+happens to be nearly constant among the 20 labelled images would otherwise be divided by that tiny spread, and the
+test images, on which it does vary, would get predictions thousands of months away (bone age, seen at 1 %). Its regularisation is chosen by stratified
 cross-validation inside the training subset itself, so no validation set is spent and 1 % of the labels is
 probed the same way as 100 %; a subset too small to cross-validate gets the default strength, and says so.
 The standardisation is folded into the weights: the result is a `LinearHead` mapping raw features to the task's
@@ -52,15 +55,22 @@ class LinearHead:
         return layer
 
 
-def fit_linear_probe(task: Task, features: np.ndarray, targets: np.ndarray, seed: int = 0) -> LinearHead:
-    """Fit the task's probe on (features, targets); targets is (n, len(task.targets)), NaN = unlabelled."""
+def fit_linear_probe(task: Task, features: np.ndarray, targets: np.ndarray, seed: int = 0,
+                     reference: np.ndarray | None = None) -> LinearHead:  # fmt: skip
+    """Fit the task's probe on (features, targets); targets is (n, len(task.targets)), NaN = unlabelled.
+
+    `reference`: features whose means and spreads standardise the inputs (no labels needed), e.g. all the task's
+    training images; None standardises by the labelled features themselves."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0 or not np.isfinite(x).all():
         raise ValueError(f"features must be a finite, non-empty (n, d) array, got shape {x.shape}")
     if y.shape != (len(x), len(task.targets)):
         raise ValueError(f"targets must have shape {(len(x), len(task.targets))} for task {task.name}, got {y.shape}")
-    scaler = StandardScaler().fit(x)
+    ref = x if reference is None else np.asarray(reference, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape[1] != x.shape[1] or len(ref) < 2 or not np.isfinite(ref).all():
+        raise ValueError(f"reference must be a finite (m >= 2, {x.shape[1]}) array of features, got shape {ref.shape}")
+    scaler = StandardScaler().fit(ref)
     z = scaler.transform(x)
     weights, biases, strengths, validated = [], [], [], True
     for column in range(y.shape[1]):
