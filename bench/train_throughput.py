@@ -9,10 +9,13 @@ One model, two training steps. bonevlp's DualEncoder is built from 02_pretrain's
 the training reports and, when 01_reports wrote it, the de-identified corpus; reports cut at 128 tokens; 128-d
 embeddings; batch 64). open_clip's CustomTextCLIP is given the same modules: a copy of bonevlp's one-channel timm
 trunk in its TimmModel (whose own trunk has three channels), bonevlp's BERT saved to a temporary folder and loaded
-by its HFTextEncoder (mean pooler, linear projection), and bonevlp's two projections and temperature. Their
-embeddings and losses are checked equal on the batch, in eval and in train mode, before anything is timed. The
-batch is 64 real pairs of the synthetic world, through bonevlp's data pipeline (image cache, augmentation,
-tokenization, collation); every step trains on it.
+by its HFTextEncoder (mean pooler, linear projection), and bonevlp's two projections and temperature. What differs
+in the model's forward pass: bonevlp runs its text tower in two groups of reports of similar length, each cut to its
+own longest (`TextTowerConfig.length_groups`, its default), open_clip in one pass padded to the batch's longest.
+Their embeddings and losses are checked equal on the batch before anything is timed: in eval mode with bonevlp's
+groups, and in train mode with one pass (the groups draw dropout masks group by group). The batch is 64 real pairs
+of the synthetic world, MURA-train and the de-identified corpus as 02 trains on them when 01_reports wrote it,
+through bonevlp's data pipeline (image cache, augmentation, tokenization, collation); every step trains on it.
 
 - bonevlp's step: `bonevlp.train.train_step` on `_to(batch)`, then its scheduler's step, as its training loop does.
 - open_clip's step: `open_clip_train.train.train_one_epoch` on a one-batch epoch, with the arguments of its own
@@ -223,8 +226,10 @@ def check_same(model: DualEncoder, twin: torch.nn.Module, batch: dict[str, torch
     from open_clip import create_loss
 
     cases = [(False, batch["input_ids"]), (False, padded), (True, batch["input_ids"])]  # train: dropout masks
-    for train, texts in cases:  # are drawn per token, so only equal ids draw equal masks
+    groups = model.text.length_groups
+    for train, texts in cases:  # are drawn per token, so only equal ids in one padded pass draw equal masks
         model.train(train), twin.train(train)
+        model.text.length_groups = 1 if train else groups  # bonevlp's length groups draw them group by group
         with torch.no_grad():
             torch.manual_seed(0)
             ours = model(batch["pixels"], batch["input_ids"], batch["attention_mask"])
@@ -234,6 +239,7 @@ def check_same(model: DualEncoder, twin: torch.nn.Module, batch: dict[str, torch
         torch.testing.assert_close(theirs["text_features"], ours[1], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(create_loss(args)(**theirs), make_loss(cfg.loss)(*ours), rtol=1e-5, atol=1e-6)
     model.train(), twin.train()
+    model.text.length_groups = groups
     decayed = [sorted(p.numel() for g in opt.param_groups if g["weight_decay"] for p in g["params"])
                for opt in (make_optimizer(model, cfg), open_clip_optimizer(twin, args))]  # fmt: skip
     if decayed[0] != decayed[1]:
@@ -308,7 +314,7 @@ def loader_epochs(train_set, cfg: TrainConfig, pad_id: int) -> Callable[[], None
 def book_config(args: argparse.Namespace) -> TrainConfig:
     """02_pretrain's default model and batch (with this script's overrides); TrainConfig's defaults otherwise. The
     WordPiece also learns from the book's de-identified corpus (<run>/reports/corpus_deid.csv beside
-    <run>/data/synthetic) when 01_reports wrote it, as 02_pretrain's does."""
+    <run>/data/synthetic) when 01_reports wrote it, and its studies join the training pairs, as 02_pretrain's do."""
     text = {**TINY_BERT, "hidden_size": args.text_width, "num_hidden_layers": args.text_layers,
             "num_attention_heads": args.text_heads, "intermediate_size": 4 * args.text_width}  # fmt: skip
     model = ModelConfig(image=ImageTowerConfig(name=args.image_model, image_size=args.image_size),
@@ -316,7 +322,8 @@ def book_config(args: argparse.Namespace) -> TrainConfig:
                         embed_dim=128)  # fmt: skip
     corpus = args.data_root.resolve().parents[1] / "reports" / "corpus_deid.csv"
     return TrainConfig(data_root=str(args.data_root), model=model, batch_size=args.batch_size,
-                       tokenizer_texts=str(corpus) if corpus.is_file() else None)  # fmt: skip
+                       tokenizer_texts=str(corpus) if corpus.is_file() else None,
+                       corpus_texts=str(corpus) if corpus.is_file() else None)  # fmt: skip
 
 
 def main() -> None:

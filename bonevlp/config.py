@@ -51,10 +51,14 @@ class TextTowerConfig:
     vocab_size: int = 4000  # size of the WordPiece vocabulary trained on the report corpus
     max_length: int = 128  # reports are truncated to this many tokens
     pooling: str = "cls"  # "cls" (first token, as the paper) or "mean" (masked mean of the last layer)
+    length_groups: int = 2  # a batch's reports run through the encoder in this many groups of similar length, each
+    # cut to its own longest: the same embeddings as one padded pass, with less padding to compute (1: one pass)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"text pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        if self.length_groups < 1:
+            raise ValueError(f"text length_groups must be >= 1 (1: one padded pass), got {self.length_groups}")
 
 
 @dataclass

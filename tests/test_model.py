@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bonevlp.config import ImageTowerConfig, ModelConfig, TextTowerConfig
-from bonevlp.model import MAX_LOGIT_SCALE, create_model
+from bonevlp.model import MAX_LOGIT_SCALE, TextTower, _length_groups, create_model
 from bonevlp.tokenizer import train_wordpiece
 
 REPORTS = [
@@ -89,3 +89,47 @@ def test_continuation_pieces_are_not_special(tokenizer):
     assert set(tokenizer.all_special_tokens) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
     ids = tokenizer("ostéosynthèses")["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=True) == "ostéosynthèses"
+
+
+def _ragged_batch(n: int = 9, width: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids of n reports of lengths 3..width."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, width + 1, (n,), generator=generator)
+    lengths[0] = width
+    mask = (torch.arange(width)[None] < lengths[:, None]).long()
+    return torch.randint(5, 300, (n, width), generator=generator) * mask, mask
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_length_groups_give_the_embeddings_and_gradients_of_one_padded_pass(pooling):
+    one = TextTower(TextTowerConfig(pooling=pooling, length_groups=1), vocab_size=300).eval()
+    grouped = TextTower(TextTowerConfig(pooling=pooling, length_groups=3), vocab_size=300).eval()
+    grouped.load_state_dict(one.state_dict())
+    ids, mask = _ragged_batch()
+    assert [len(rows) for rows in _length_groups(mask, 3)] == [3, 3, 3]
+    a, b = one(ids, mask), grouped(ids, mask)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(a)
+    (a * weights).sum().backward()
+    (b * weights).sum().backward()
+    for (name, p), q in zip(one.named_parameters(), grouped.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_length_groups_cut_each_group_to_its_longest_report():
+    tower = TextTower(TextTowerConfig(pooling="mean", length_groups=2), vocab_size=300).eval()
+    ids, mask = _ragged_batch(n=8, width=30)
+    seen = []
+    tower.hidden_states = lambda i, m: (seen.append(i.shape[1]), torch.zeros(*i.shape, tower.width))[1]
+    tower(ids, mask)
+    lengths = mask.sum(1).sort().values
+    assert seen == [int(lengths[3]), 30]
+
+
+def test_left_padding_or_small_batches_take_one_pass():
+    ids, mask = _ragged_batch(n=8, width=30)
+    assert _length_groups(mask.flip(1), 2) is None  # left-padded: cutting columns would drop tokens
+    assert _length_groups(mask[:3], 2) is None and _length_groups(mask, 1) is None
+    with pytest.raises(ValueError, match="length_groups"):
+        TextTowerConfig(length_groups=0)
