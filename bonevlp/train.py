@@ -360,7 +360,8 @@ def evaluate_pairs(model: DualEncoder, loader: DataLoader, device: torch.device,
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Pretrain a dual encoder on MURA-train studies and their reports; returns the checkpoint directory."""
+    """Pretrain a dual encoder on MURA-train studies and their reports (and the de-identified corpus's, with
+    `corpus_texts`); returns the checkpoint directory."""
     out_dir, dist = Path(cfg.out_dir), init_distributed()
     try:
         return _train(cfg, resume, progress and dist.rank == 0, out_dir, dist)
