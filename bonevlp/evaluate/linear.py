@@ -4,9 +4,10 @@ The probe standardises the features, then fits an L2 logistic regression (class-
 per target for KL grades) or a ridge regression (bone age). The standardisation's means and spreads may come from a
 `reference` set, such as every training image of the task labelled or not: at 1 % of the labels a feature that
 happens to be nearly constant among the 20 labelled images would otherwise be divided by that tiny spread, and the
-test images, on which it does vary, would get predictions thousands of months away (bone age, seen at 1 %). Its regularisation is chosen by stratified
-cross-validation inside the training subset itself, so no validation set is spent and 1 % of the labels is
-probed the same way as 100 %; a subset too small to cross-validate gets the default strength, and says so.
+test images, on which it does vary, would get predictions thousands of months away (bone age, seen at 1 %).
+Its regularisation is chosen by stratified cross-validation inside the labelled subset itself, so no validation
+set is spent and 1 % of the labels is probed the same way as 100 %; a subset too small to cross-validate gets the
+default strength, and says so.
 The standardisation is folded into the weights: the result is a `LinearHead` mapping raw features to the task's
 outputs, which both scores the test set and initialises the head that fine-tuning starts from (LP-FT).
 """
