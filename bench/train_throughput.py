@@ -78,10 +78,10 @@ from bonevlp.config import TINY_BERT, ImageTowerConfig, ModelConfig, TextTowerCo
 from bonevlp.data.pairs import EpochSampler
 from bonevlp.loss import make_loss
 from bonevlp.model import DualEncoder, create_model
+from bonevlp.precision import autocast_factory, cpu_has_native_bf16, resolve_precision
 from bonevlp.text.clean import clean_report
-from bonevlp.train import (_loader, _to, autocast_factory, build_datasets, cpu_has_native_bf16, make_optimizer,
-                           make_tokenizer, pretraining_studies, resolve_precision, train_step,
-                           warmup_cosine)  # fmt: skip
+from bonevlp.train import (_loader, _to, build_datasets, make_optimizer, make_tokenizer, pretraining_studies,
+                           train_step, warmup_cosine)  # fmt: skip
 
 TARGETS = {"fp32": 1.0, "bf16": 1.0, "defaults": 1.3, "data loader": 3.0}
 CPU = torch.device("cpu")

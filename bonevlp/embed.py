@@ -1,10 +1,13 @@
 """Frozen image features of a model over a list of images, cached on disk by model weights, images and preprocessing.
 
 The cache key hashes the weights themselves (so a random-init baseline and a checkpoint never collide), each
-image's path, size and modification time (so a regenerated dataset is re-read), the preprocessing and the kind
-of feature. No stage extracts the same features twice. The activations that enter a fine-tuned tail of the
-image tower (`cached_tail_inputs`) are cached the same way, the tail's depth in the key. Texts (reports,
-prompts) are embedded by `encode_texts`, cleaned exactly as training cleans reports.
+image's path, size and modification time (so a regenerated dataset is re-read), the preprocessing, the precision
+of the pass and the kind of feature. No stage extracts the same features twice. The activations that enter a
+fine-tuned tail of the image tower (`cached_tail_inputs`) are cached the same way, the tail's depth in the key.
+The preprocessed pixels themselves (`cached_pixels`) are cached by images and preprocessing alone, so the models a
+stage compares decode each image once. Passes run in the precision training resolves ("auto": bf16 where the
+hardware computes it natively; see `bonevlp.precision`). Texts (reports, prompts) are embedded by `encode_texts`,
+cleaned exactly as training cleans reports.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bonevlp.data.images import image_transform, load_image
 from bonevlp.evaluate.finetune import Depth, split_image_tower
 from bonevlp.model import DualEncoder
+from bonevlp.precision import frozen_forward, resolve_precision
 from bonevlp.text.clean import clean_report
 
 KINDS = ("features", "embedding")  # pooled tower output before projection | normalised projected embedding
@@ -50,32 +54,49 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def extract_image_features(
-    model: DualEncoder, paths: Sequence[str], kind: str = "features", batch_size: int = 128, num_workers: int = 0, progress: bool = True
+    model: DualEncoder, paths: Sequence[str], kind: str = "features", batch_size: int = 128, num_workers: int = 0,
+    progress: bool = True, precision: str = "auto",
 ) -> np.ndarray:
     """(n, d) float32 features of `paths`, with the model's own eval preprocessing."""
+    encode = _feature(model, kind)
+    pixels = _decode(paths, model.preprocess, batch_size, num_workers, progress)
+    return _encode(model, pixels, encode, f"image {kind}", batch_size, progress, precision)
+
+
+def _feature(model: DualEncoder, kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The pass that computes `kind`; embeddings are normalised again in float32 (a bf16 norm is off by ~0.4 %)."""
     if kind not in KINDS:
         raise ValueError(f"feature kind must be one of {KINDS}, got {kind!r}")
-    encode = model.image_features if kind == "features" else model.encode_image
-    return _encode(model, paths, encode, f"image {kind}", batch_size, num_workers, progress)
+    if kind == "features":
+        return model.image_features
+    return lambda pixels: F.normalize(model.encode_image(pixels).float(), dim=-1)
+
+
+def _decode(paths: Sequence[str], preprocess: Preprocess, batch_size: int, num_workers: int,
+            progress: bool) -> torch.Tensor:  # fmt: skip
+    """(n, channels, size, size) float32 eval-preprocessed images of `paths`."""
+    loader = DataLoader(_Images(paths, image_transform(preprocess, train=False)), batch_size=batch_size,
+                        num_workers=num_workers)  # fmt: skip
+    return torch.cat(list(tqdm(loader, desc="decoding images", disable=not progress)))
 
 
 def _encode(
-    model: DualEncoder, paths: Sequence[str], encode: Callable[[torch.Tensor], torch.Tensor], desc: str,
-    batch_size: int, num_workers: int, progress: bool,
+    model: DualEncoder, pixels: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor], desc: str,
+    batch_size: int, progress: bool, precision: str,
 ) -> np.ndarray:
-    """`encode` over the eval-preprocessed images of `paths`, model in eval mode, stacked as float32."""
-    model.eval()
-    images = _Images(paths, image_transform(model.preprocess, train=False))
-    loader = DataLoader(images, batch_size=batch_size, num_workers=num_workers)
-    with torch.no_grad():
-        chunks = [encode(batch).float().numpy() for batch in tqdm(loader, desc=desc, disable=not progress)]
+    """`encode` over batches of preprocessed `pixels`, model frozen in eval mode, stacked as float32."""
+    chunks = []
+    with frozen_forward(model, precision) as lay_out:
+        for start in tqdm(range(0, len(pixels), batch_size), desc=desc, disable=not progress):
+            chunks.append(encode(lay_out(pixels[start : start + batch_size])).float().numpy())
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def cache_key(model: DualEncoder, paths: Sequence[str], kind: str) -> str:
-    """Cache file stem for what `kind` names (a feature kind, or a tail's inputs and depth) of `paths` under these weights."""
+def cache_key(model: DualEncoder, paths: Sequence[str], kind: str, precision: str = "fp32") -> str:
+    """Cache file stem for what `kind` names (a feature kind, or a tail's inputs and depth) of `paths` under these
+    weights, computed in `precision` (resolved: "fp32" or "bf16")."""
     files = [(p, *_stat(p)) for p in paths]
-    payload = json.dumps([model_fingerprint(model), model.preprocess.to_dict(), kind, files])
+    payload = json.dumps([model_fingerprint(model), model.preprocess.to_dict(), kind, precision, files])
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -84,42 +105,58 @@ def _stat(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def cached_pixels(paths: Sequence[str], preprocess: Preprocess, cache_dir: str | Path, batch_size: int = 128,
+                  num_workers: int = 0, progress: bool = True) -> np.ndarray:  # fmt: skip
+    """(n, channels, size, size) float32 eval-preprocessed images of `paths`, read from `cache_dir` when these files
+    were already decoded with this preprocessing (by any model)."""
+    files = [(p, *_stat(p)) for p in paths]
+    key = hashlib.sha256(json.dumps([preprocess.to_dict(), files]).encode()).hexdigest()[:24]
+    target = Path(cache_dir) / "pixels" / f"{key}.npy"
+    return _load_or_save(target, lambda: _decode(paths, preprocess, batch_size, num_workers, progress).numpy())
+
+
 def cached_image_features(
     model: DualEncoder, paths: Sequence[str], cache_dir: str | Path, kind: str = "features", **kwargs
 ) -> np.ndarray:
     """Like `extract_image_features`, but read from `cache_dir` when these weights already saw these images."""
-    return _cached(model, paths, cache_dir, kind, lambda: extract_image_features(model, paths, kind=kind, **kwargs))
+    return cached_image_outputs(model, paths, _feature(model, kind), kind, cache_dir, **kwargs)
 
 
 def cached_tail_inputs(
     model: DualEncoder, paths: Sequence[str], depth: Depth, cache_dir: str | Path,
-    batch_size: int = 128, num_workers: int = 0, progress: bool = True,
+    batch_size: int = 128, num_workers: int = 0, progress: bool = True, precision: str = "auto",
 ) -> np.ndarray:
     """(n, ...) float32 activations entering the image tower's last `depth` blocks (`split_image_tower`'s tail).
 
-    Computed in eval mode with the model's eval preprocessing (depth "all": the preprocessed pixels), and read
-    from `cache_dir` when these weights already saw these images at this depth.
+    Computed in eval mode with the model's eval preprocessing (depth "all": the preprocessed pixels, whatever the
+    weights), and read from `cache_dir` when these weights already saw these images at this depth.
     """
+    if depth == "all":
+        return cached_pixels(paths, model.preprocess, cache_dir, batch_size, num_workers, progress)
     front, _ = split_image_tower(model.image, depth)
     return cached_image_outputs(model, paths, front, f"tail_inputs/depth={depth}", cache_dir, batch_size, num_workers,
-                                progress)  # fmt: skip
+                                progress, precision)  # fmt: skip
 
 
 def cached_image_outputs(
     model: DualEncoder, paths: Sequence[str], encode: Callable[[torch.Tensor], torch.Tensor], kind: str,
     cache_dir: str | Path, batch_size: int = 128, num_workers: int = 0, progress: bool = True,
+    precision: str = "auto",
 ) -> np.ndarray:
     """`encode` (any function of the frozen model) over the eval-preprocessed images of `paths`, stacked as float32;
-    read from `cache_dir` when these weights already computed this `kind` on these images."""
-    compute = partial(_encode, model, paths, encode, kind, batch_size, num_workers, progress)
-    return _cached(model, paths, cache_dir, kind, compute)
+    read from `cache_dir` when these weights already computed this `kind` on these images in this precision."""
+    precision = resolve_precision(precision, torch.device("cpu"))
+    target = Path(cache_dir) / f"{cache_key(model, paths, kind, precision)}.npy"
+
+    def compute() -> np.ndarray:
+        pixels = torch.from_numpy(cached_pixels(paths, model.preprocess, cache_dir, batch_size, num_workers, progress))
+        return _encode(model, pixels, encode, kind, batch_size, progress, precision)
+
+    return _load_or_save(target, compute)
 
 
-def _cached(
-    model: DualEncoder, paths: Sequence[str], cache_dir: str | Path, kind: str, compute: Callable[[], np.ndarray]
-) -> np.ndarray:
-    """The array stored under `cache_key`, else `compute()`, saved atomically (a crash leaves no partial file)."""
-    target = Path(cache_dir) / f"{cache_key(model, paths, kind)}.npy"
+def _load_or_save(target: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """The array stored at `target`, else `compute()`, saved atomically (a crash leaves no partial file)."""
     if target.is_file():
         return np.load(target)
     array = compute()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import functools
 import logging
 import math
 import random
@@ -46,6 +45,7 @@ from bonevlp.gradcache import accumulated_step
 from bonevlp.local_align import MultiLevelLoss, token_units
 from bonevlp.loss import clip_loss, make_loss
 from bonevlp.model import DualEncoder, create_model
+from bonevlp.precision import autocast_factory, resolve_precision
 from bonevlp.text.clean import clean_report, report_body
 from bonevlp.text.labeler import FindingLabeler, label_vectors, read_report_labels
 from bonevlp.text.process import read_processed
@@ -189,28 +189,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'cpu' or 'auto'")
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX): without it bf16 is emulated, and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: stay with fp32
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto": bf16 autocast where the hardware has it (CUDA with bf16, or a CPU with AVX512-BF16/AMX), else fp32."""
-    if precision != "auto":
-        return precision
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
-    return "bf16" if native else "fp32"
-
-
-def autocast_factory(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
-    """A fresh autocast context per forward pass (GradCache enters one per micro-batch)."""
-    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 # ------------------------------------------------------------------------------------------------ data

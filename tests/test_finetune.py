@@ -147,8 +147,8 @@ def model_and_images(tmp_path_factory):
 @pytest.mark.parametrize("depth", [2, "all"])
 def test_no_steps_keeps_the_probe(tmp_path, model_and_images, depth):
     model, paths = model_and_images
-    inputs = cached_tail_inputs(model, paths, depth, tmp_path, progress=False)
-    features = cached_image_features(model, paths, tmp_path, progress=False)
+    inputs = cached_tail_inputs(model, paths, depth, tmp_path, progress=False, precision="fp32")
+    features = cached_image_features(model, paths, tmp_path, progress=False, precision="fp32")
     head = nn.Linear(model.image.width, 3)
     _, tail = split_image_tower(model.image, depth)
     fitted = finetune(tail, head, inputs, np.zeros(len(paths), dtype=np.int64), nn.CrossEntropyLoss(), FinetuneConfig(steps=0), seed=0)
@@ -159,14 +159,15 @@ def test_no_steps_keeps_the_probe(tmp_path, model_and_images, depth):
 
 def test_tail_inputs_are_cached_by_depth(tmp_path, model_and_images, monkeypatch):
     model, paths = model_and_images
-    calls = []
-    encode = embed._encode
+    calls, decoded = [], []
+    encode, decode = embed._encode, embed._decode
     monkeypatch.setattr(embed, "_encode", lambda *args: calls.append(args[3]) or encode(*args))
+    monkeypatch.setattr(embed, "_decode", lambda *args: decoded.append(args[0]) or decode(*args))
     one = cached_tail_inputs(model, paths, 1, tmp_path, progress=False)
     np.testing.assert_array_equal(cached_tail_inputs(model, paths, 1, tmp_path, progress=False), one)
-    assert len(calls) == 1 and len(list(tmp_path.iterdir())) == 1
+    assert len(calls) == 1 and len(list(tmp_path.glob("*.npy"))) == 1
     two = cached_tail_inputs(model, paths, 2, tmp_path, progress=False)
-    pixels = cached_tail_inputs(model, paths, "all", tmp_path, progress=False)
-    assert len(calls) == 3 and len(list(tmp_path.iterdir())) == 3
+    pixels = cached_tail_inputs(model, paths, "all", tmp_path, progress=False)  # the decoded images themselves
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.npy"))) == 2 and len(decoded) == 1
     assert one.dtype == two.dtype == pixels.dtype == np.float32
     assert pixels.shape == (5, 1, SIZE, SIZE) and one.shape[0] == two.shape[0] == 5 and one.shape != two.shape

@@ -162,15 +162,6 @@ def test_several_images_per_study_with_gated_pooling_and_micro_batches(tiny_worl
     assert torch.allclose(z[1], z[2])
 
 
-def test_auto_precision_is_bf16_only_on_native_hardware(monkeypatch):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
-    assert train_module.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
-    assert train_module.resolve_precision("auto", cpu) == "bf16"
-    assert train_module.resolve_precision("fp32", cpu) == "fp32"
-
-
 def test_bf16_autocast_and_grad_checkpointing_train(tiny_world, tmp_path):
     out = train(tiny_config(tiny_world, tmp_path / "bf16", epochs=1, precision="bf16", grad_checkpointing=True), progress=False)
     ckpt = load_checkpoint(out)

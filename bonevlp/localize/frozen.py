@@ -30,11 +30,11 @@ def _cells(model: DualEncoder, layer: int, pixels: torch.Tensor) -> torch.Tensor
 
 
 def region_features(model: DualEncoder, paths: Sequence[str], cache_dir: str | Path, layer: int | None = None,
-                    progress: bool = True) -> np.ndarray:  # fmt: skip
+                    progress: bool = True, precision: str = "auto") -> np.ndarray:  # fmt: skip
     """[N, h*w, C] float32 cells of each image at `layer`, with the model's eval preprocessing, cached."""
     layer = region_layer(model, layer)
     return cached_image_outputs(model, paths, partial(_cells, model, layer), f"regions/layer={layer}", cache_dir,
-                                progress=progress)  # fmt: skip
+                                progress=progress, precision=precision)  # fmt: skip
 
 
 def region_grid(model: DualEncoder, layer: int | None = None) -> tuple[int, int]:
