@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -29,7 +30,7 @@ from bonevlp.evaluate.downstream import (
     template_a,
 )
 from bonevlp.evaluate.finetune import FinetuneConfig
-from bonevlp.evaluate.linear import ABSENT_CLASS_LOGIT, DEFAULT_C, fit_linear_probe
+from bonevlp.evaluate.linear import ABSENT_CLASS_LOGIT, CS, DEFAULT_C, _cross_validated_C, fit_linear_probe
 from bonevlp.evaluate.metrics import _weighted_primary, primary_metric, seed_mean_ci, task_metrics, unit_predictions
 from bonevlp.evaluate.tasks import TASKS, load_task
 from bonevlp.model import create_model
@@ -61,6 +62,20 @@ def test_probe_folds_standardisation_into_the_weights():
     layer = head.to_module()
     np.testing.assert_allclose(layer(torch.tensor(x, dtype=torch.float32)).detach().numpy(), head(x), rtol=1e-4,
                                atol=1e-3)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind, n", [("binary", 20), ("binary", 300), ("multiclass", 60)])
+def test_probe_strength_is_the_serial_cross_validation_choice(kind, n):
+    """The fits run in parallel processes; the chosen C is still the one of the best mean fold score, ties to the
+    smaller C (three Cs tie for the best accuracy in the multiclass case)."""
+    rng = np.random.default_rng(n)
+    z = rng.normal(size=(n, 16))
+    y = (z[:, 0] + rng.normal(scale=2, size=n) > 0).astype(int) if kind == "binary" else rng.integers(0, 3, n)
+    cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=7)
+    scoring = "roc_auc" if kind == "binary" else "accuracy"
+    scores = [cross_val_score(LogisticRegression(C=c, class_weight="balanced", max_iter=2000), z, y, cv=cv,
+                              scoring=scoring).mean() for c in CS]  # fmt: skip
+    assert _cross_validated_C(z, y, 3, kind, seed=7) == CS[int(np.argmax(scores))]
 
 
 def test_probe_on_a_tiny_subset_uses_the_default_strength():
