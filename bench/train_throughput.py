@@ -11,7 +11,9 @@ embeddings; batch 64). open_clip's CustomTextCLIP is given the same modules: a c
 trunk in its TimmModel (whose own trunk has three channels), bonevlp's BERT saved to a temporary folder and loaded
 by its HFTextEncoder (mean pooler, linear projection), and bonevlp's two projections and temperature. What differs
 in the model's forward pass: bonevlp runs its text tower in two groups of reports of similar length, each cut to its
-own longest (`TextTowerConfig.length_groups`, its default), open_clip in one pass padded to the batch's longest.
+own longest (`TextTowerConfig.length_groups`, its default), open_clip in one pass padded to the batch's longest;
+and in bf16 on CPU bonevlp's trunk computes its 3 x 3 convolutions on 2 x 2 maps as one matmul
+(`bonevlp.tiny_maps`), open_clip's copy with timm's own `nn.Conv2d` (in fp32 both take `nn.Conv2d`'s path).
 Their embeddings and losses are checked equal on the batch before anything is timed: in eval mode with bonevlp's
 groups, and in train mode with one pass (the groups draw dropout masks group by group). The batch is 64 real pairs
 of the synthetic world, MURA-train and the de-identified corpus as 02 trains on them when 01_reports wrote it,
@@ -80,6 +82,7 @@ from bonevlp.loss import make_loss
 from bonevlp.model import DualEncoder, create_model
 from bonevlp.precision import autocast_factory, cpu_has_native_bf16, resolve_precision
 from bonevlp.text.clean import clean_report
+from bonevlp.tiny_maps import TinyMapConv2d
 from bonevlp.train import (_loader, _to, build_datasets, make_optimizer, make_tokenizer, pretraining_studies,
                            train_step, warmup_cosine)  # fmt: skip
 
@@ -207,6 +210,9 @@ def open_clip_twin(model: DualEncoder, cfg: TrainConfig, folder: Path) -> torch.
                        hf_tokenizer_name=str(folder), hf_proj_type="linear", hf_pooler_type=pooler)
     twin = CustomTextCLIP(cfg.model.embed_dim, vision, text, output_dict=True)  # output_dict: as its train script
     twin.visual.trunk = copy.deepcopy(model.image.trunk)  # its TimmModel built a 3-channel trunk
+    for conv in twin.visual.trunk.modules():  # open_clip as shipped: timm's own convolutions on tiny maps too
+        if isinstance(conv, TinyMapConv2d):
+            conv.__class__ = torch.nn.Conv2d
     with torch.no_grad():
         twin.visual.head.proj.weight.copy_(model.image_proj.weight)
         twin.text.proj.weight.copy_(model.text_proj.weight)

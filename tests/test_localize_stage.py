@@ -154,10 +154,10 @@ def test_region_features_match_the_grid_and_are_cached(frozen_model, folds, tmp_
     calls = []
     real = model.image.feature_maps
     monkeypatch.setattr(model.image, "feature_maps", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    first = frozen.region_features(model, paths, tmp_path, progress=False)
+    first = frozen.region_features(model, paths, tmp_path, progress=False, precision="fp32")
     assert first.shape == (5, 16, model.image.channels(2)) and first.dtype == np.float32
     assert len(calls) == 1 and list(calls[0]) == [2]
-    again = frozen.region_features(model, paths, tmp_path, progress=False)
+    again = frozen.region_features(model, paths, tmp_path, progress=False, precision="fp32")
     assert len(calls) == 1  # read back, not recomputed
     np.testing.assert_array_equal(again, first)
     deeper = frozen.region_features(model, paths, tmp_path, layer=3, progress=False)
