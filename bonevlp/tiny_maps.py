@@ -1,10 +1,12 @@
-"""3 x 3 convolutions on maps of at most 2 x 2 cells, computed as one matrix product in bf16 on CPU.
+"""3 x 3 convolutions on maps of at most 2 x 2 cells, trained as one matrix product in bf16 on CPU.
 
-At the book's 64-pixel images a ResNet's last stage sees 2 x 2 maps. There oneDNN's bf16 convolution is slow:
-forward and backward of one 512-channel conv take 29 ms for a batch of 64 on a 2-core AMX CPU, 23 ms in fp32.
-The same convolution as im2col (`F.unfold`) and one matmul takes 13 ms, and a whole training step 15 % less
-(0.29 s against 0.34 s). Every other case (larger maps, fp32, a GPU, strides, groups) keeps `nn.Conv2d`'s own path.
-The weights, their names and the state dict are those of `nn.Conv2d`: checkpoints do not know the difference.
+At the book's 64-pixel images a ResNet's last stage sees 2 x 2 maps. There oneDNN's bf16 convolution is slow to
+train: forward and backward of one 512-channel conv take 29 ms for a batch of 64 on a 2-core AMX CPU, 23 ms in
+fp32. The same convolution as im2col (`F.unfold`) and one 2-D matmul takes 13 ms, and a whole training step 15 %
+less. Only training passes take it (gradients on): oneDNN's forward alone is fast, and without gradients bf16
+matmuls of these shapes can fall on a slow kernel. Every other case (larger maps, fp32, a GPU, strides, groups,
+no gradients) keeps `nn.Conv2d`'s own path. The weights, their names and the state dict are those of
+`nn.Conv2d`: checkpoints do not know the difference.
 """
 
 from __future__ import annotations
@@ -17,22 +19,23 @@ MAX_CELLS = 2  # a map of at most this many cells a side takes the matmul (at 4 
 
 
 class TinyMapConv2d(nn.Conv2d):
-    """`nn.Conv2d` (3 x 3, stride 1, padding 1, no groups) whose bf16 CPU passes on tiny maps are one matmul."""
+    """`nn.Conv2d` (3 x 3, stride 1, padding 1, no groups) whose bf16 CPU training passes on tiny maps are one matmul."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[-2] > MAX_CELLS or x.shape[-1] > MAX_CELLS or not _bf16_on_cpu(x):
+        tiny = x.ndim == 4 and x.shape[-2] <= MAX_CELLS and x.shape[-1] <= MAX_CELLS
+        if not (tiny and torch.is_grad_enabled() and _bf16_on_cpu(x)):
             return super().forward(x)
         return tiny_map_conv(x, self.weight, self.bias)
 
 
 def tiny_map_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`F.conv2d(x, weight, bias, padding=1)` for a 3 x 3 `weight`, as unfold and matmul (any map size)."""
+    """`F.conv2d(x, weight, bias, padding=1)` for a 3 x 3 `weight`, as unfold and one 2-D matmul (any map size)."""
     n, _, h, w = x.shape
-    columns = F.unfold(x, kernel_size=3, padding=1)  # [n, c * 9, h * w]
-    out = columns.transpose(1, 2) @ weight.flatten(1).t()  # [n, h * w, out_channels]
+    columns = F.unfold(x, kernel_size=3, padding=1).transpose(1, 2).reshape(n * h * w, -1)  # [n * h * w, c * 9]
+    out = columns @ weight.flatten(1).t()  # [n * h * w, out_channels]
     if bias is not None:
         out = out + bias.to(out.dtype)  # as autocast casts a convolution's bias
-    return out.transpose(1, 2).reshape(n, -1, h, w)
+    return out.reshape(n, h * w, -1).transpose(1, 2).reshape(n, -1, h, w)
 
 
 def use_tiny_map_convs(module: nn.Module) -> int:

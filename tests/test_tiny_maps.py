@@ -24,7 +24,7 @@ def test_unfold_and_matmul_is_the_convolution_with_its_gradients(side, bias):
         torch.testing.assert_close(a, b)
 
 
-def test_only_tiny_maps_in_bf16_on_cpu_take_the_matmul(monkeypatch):
+def test_only_training_passes_on_tiny_maps_in_bf16_on_cpu_take_the_matmul(monkeypatch):
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 8, 3, padding=1)
     plain = copy.deepcopy(conv)
@@ -40,6 +40,9 @@ def test_only_tiny_maps_in_bf16_on_cpu_take_the_matmul(monkeypatch):
         assert ours.dtype == theirs.dtype == torch.bfloat16
         torch.testing.assert_close(ours.float(), theirs.float(), rtol=0.02, atol=0.02)
     assert taken == [2]  # a 2 x 2 map under bf16 autocast; 3 x 3 and 4 x 4 stay with oneDNN
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        conv(torch.randn(2, 8, 2, 2))
+    assert taken == [2]  # without gradients oneDNN's forward is the fast one
 
 
 def test_a_resnet_gets_the_path_on_its_eligible_convolutions_with_the_same_weights():
