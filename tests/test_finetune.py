@@ -3,14 +3,14 @@ import copy
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 import bonevlp.embed as embed
-from bonevlp.config import ImageTowerConfig, ModelConfig
+from bonevlp.config import ImageTowerConfig
 from bonevlp.embed import cached_image_features, cached_tail_inputs
 from bonevlp.evaluate.finetune import FinetuneConfig, finetune, split_image_tower
-from bonevlp.model import DualEncoder, ImageTower
+from bonevlp.model import ImageTower
+from tiny import noise_images_and_tower
 
 SIZE = 32
 BCE = nn.BCEWithLogitsLoss()
@@ -134,14 +134,7 @@ def test_mismatched_inputs_are_refused(resnet):
 
 @pytest.fixture(scope="module")
 def model_and_images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    paths = []
-    for i in range(5):
-        paths.append(str(root / f"{i}.png"))
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40), dtype=np.uint8)).save(paths[-1])
-    torch.manual_seed(0)
-    cfg = ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=SIZE), embed_dim=8)
-    return DualEncoder(cfg, vocab_size=50), paths
+    return noise_images_and_tower(tmp_path_factory.mktemp("images"), 5, image_size=SIZE)
 
 
 @pytest.mark.parametrize("depth", [2, "all"])

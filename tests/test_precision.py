@@ -1,24 +1,15 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import bonevlp.precision as precision
-from bonevlp.config import ImageTowerConfig, ModelConfig
 from bonevlp.embed import cached_image_features, extract_image_features, model_fingerprint
-from bonevlp.model import DualEncoder
+from tiny import noise_images_and_tower
 
 
 @pytest.fixture(scope="module")
 def model_and_images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    paths = []
-    for i in range(6):
-        paths.append(str(root / f"{i}.png"))
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40), dtype=np.uint8)).save(paths[-1])
-    torch.manual_seed(0)
-    cfg = ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=32), embed_dim=8)
-    return DualEncoder(cfg, vocab_size=50), paths
+    return noise_images_and_tower(tmp_path_factory.mktemp("images"), 6, image_size=32)
 
 
 def test_auto_precision_is_bf16_only_on_native_hardware(monkeypatch):
