@@ -1,6 +1,7 @@
 """Leak checks: needles, file scans, per-report checks, and the project's privacy acceptance test on the tiny
 world (bonevlp.text.leaks, bonevlp.text.process)."""
 
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -55,6 +56,26 @@ def test_scan_finds_name_in_another_case_in_a_vocabulary(tmp_path):
     assert result.leaks == (Leak(str(vocab), "PATIENT"),)
     assert result.scanned == 2 and result.skipped == ()
     assert not result.clean
+
+
+def test_scan_reads_a_notebook_s_text_but_not_its_images_base64(tmp_path):
+    """Base64 pixels spell short names by chance ("uo+rose+uko" in a real run's figure); text outputs are searched
+    as decoded strings, so a name after a JSON-escaped newline is a whole word."""
+    pixels = "iVBORw0KGgo+rose+uko/l0stx4o8dngbokgr" * 3
+    cell = {"cell_type": "code", "source": ["print(name)"], "metadata": {}, "execution_count": 1,
+            "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"image/png": pixels,
+                                                                                "text/plain": ["<Figure>"]}}]}  # fmt: skip
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "figures.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    found = needles([("PERSON", "Rose"), ("PATIENT", "Jean DUPONT")])
+    assert scan_files([path], found).clean
+    cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": ["vu par\nDupont"]})
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    assert '\\nDupont' in path.read_text(encoding="utf-8")  # what the raw file holds: "nDupont" is no word
+    assert scan_files([path], found).leaks == (Leak(str(path), "PATIENT"),)
+    (tmp_path / "figures.ipynb").rename(tmp_path / "figures.txt")  # any other file is scanned as its bytes
+    assert scan_files([tmp_path / "figures.txt"], found).leaks == (Leak(str(tmp_path / "figures.txt"), "PERSON"),)
 
 
 def test_scan_finds_digits_and_ignores_needles_inside_longer_words(tmp_path):

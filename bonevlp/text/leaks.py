@@ -9,15 +9,20 @@ compares each report with its own PHI, dates included. Surrogates are never draw
 (`bonevlp.text.surrogates`), so a needle found is a real leak.
 
 Files are scanned as bytes, every file under the given roots, so a vocabulary inside a checkpoint or a string in
-a notebook's output is found too; a file over `max_bytes` is reported as not scanned, never silently passed.
+a notebook's output is found too; a file over `max_bytes` is reported as not scanned, never silently passed. In an
+executed notebook the base64 payloads of embedded raster images are left out: they are pixels, not text (the same
+figures are scanned as the PNG files they are saved to), and their letters, split by "+" and "/", would otherwise
+spell a four-letter first name as a whole word every few runs ("...uo+rose+uko...").
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bonevlp.text.deid import PhiSpan
 
@@ -87,12 +92,46 @@ def scan_files(roots: Sequence[str | Path], found: Mapping[str, str], max_bytes:
                 skipped.append(str(path))
                 continue
             scanned += 1
-            text = path.read_bytes().decode("utf-8", errors="ignore").lower()
+            text = _scanned_text(path)
             words = set(_WORDS.findall(text))
             kinds = {kind for needle, kind, parts in index
                      if parts and all(p in words for p in parts) and _contains_word(text, needle)}  # fmt: skip
             leaks += [Leak(str(path), kind) for kind in sorted(kinds)]
     return ScanResult(tuple(leaks), scanned, tuple(skipped))
+
+
+RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # notebook outputs that hold base64 pixels
+
+
+def _scanned_text(path: Path) -> str:
+    """The file's text, lower-cased, undecodable bytes dropped; a notebook without its raster images' base64."""
+    raw = path.read_bytes()
+    if path.suffix == ".ipynb":
+        try:
+            notebook = json.loads(raw)
+        except ValueError:  # not JSON after all: scanned as it is
+            return raw.decode("utf-8", errors="ignore").lower()
+        for cell in notebook.get("cells", []):
+            for output in cell.get("outputs", []):
+                for mime in RASTER_IMAGES:
+                    output.get("data", {}).pop(mime, None)
+        return "\n".join(_strings(notebook)).lower()  # decoded: "\nDupont" in the JSON is a line starting "Dupont"
+    return raw.decode("utf-8", errors="ignore").lower()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string of a JSON value, keys included, and its numbers as text, depth first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def report_leaks(originals: Mapping[str, str], spans: Mapping[str, Sequence[PhiSpan]],
