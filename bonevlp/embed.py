@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from bonevlp.data.images import image_transform, load_image
 from bonevlp.evaluate.finetune import Depth, split_image_tower
-from bonevlp.model import DualEncoder
+from bonevlp.model import DualEncoder, Preprocess
 from bonevlp.precision import frozen_forward, resolve_precision
 from bonevlp.text.clean import clean_report
 
@@ -92,7 +92,7 @@ def _encode(
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def cache_key(model: DualEncoder, paths: Sequence[str], kind: str, precision: str = "fp32") -> str:
+def cache_key(model: DualEncoder, paths: Sequence[str], kind: str, precision: str) -> str:
     """Cache file stem for what `kind` names (a feature kind, or a tail's inputs and depth) of `paths` under these
     weights, computed in `precision` (resolved: "fp32" or "bf16")."""
     files = [(p, *_stat(p)) for p in paths]
