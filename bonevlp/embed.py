@@ -95,23 +95,23 @@ def _encode(
 def cache_key(model: DualEncoder, paths: Sequence[str], kind: str, precision: str) -> str:
     """Cache file stem for what `kind` names (a feature kind, or a tail's inputs and depth) of `paths` under these
     weights, computed in `precision` (resolved: "fp32" or "bf16")."""
-    files = [(p, *_stat(p)) for p in paths]
-    payload = json.dumps([model_fingerprint(model), model.preprocess.to_dict(), kind, precision, files])
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return _digest([model_fingerprint(model), model.preprocess.to_dict(), kind, precision, _files(paths)])
 
 
-def _stat(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
+def _files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Each path with its size and modification time: a regenerated image changes the key."""
+    return [(p, (st := os.stat(p)).st_size, st.st_mtime_ns) for p in paths]
+
+
+def _digest(payload: list) -> str:
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:24]
 
 
 def cached_pixels(paths: Sequence[str], preprocess: Preprocess, cache_dir: str | Path, batch_size: int = 128,
                   num_workers: int = 0, progress: bool = True) -> np.ndarray:  # fmt: skip
     """(n, channels, size, size) float32 eval-preprocessed images of `paths`, read from `cache_dir` when these files
     were already decoded with this preprocessing (by any model)."""
-    files = [(p, *_stat(p)) for p in paths]
-    key = hashlib.sha256(json.dumps([preprocess.to_dict(), files]).encode()).hexdigest()[:24]
-    target = Path(cache_dir) / "pixels" / f"{key}.npy"
+    target = Path(cache_dir) / "pixels" / f"{_digest([preprocess.to_dict(), _files(paths)])}.npy"
     return _load_or_save(target, lambda: _decode(paths, preprocess, batch_size, num_workers, progress).numpy())
 
 
