@@ -53,12 +53,16 @@ class TextTowerConfig:
     pooling: str = "cls"  # "cls" (first token, as the paper) or "mean" (masked mean of the last layer)
     length_groups: int = 2  # a batch's reports run through the encoder in this many groups of similar length, each
     # cut to its own longest: the same embeddings as one padded pass, with less padding to compute (1: one pass)
+    frozen_layers: int = 0  # lock the embeddings and the first N transformer layers (no gradient, no dropout), as
+    # ConVIRT froze its BERT's lower layers and open_clip's lock_text_tower does; -1 locks every layer (0: train all)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"text pooling must be 'cls' or 'mean', got {self.pooling!r}")
         if self.length_groups < 1:
             raise ValueError(f"text length_groups must be >= 1 (1: one padded pass), got {self.length_groups}")
+        if self.frozen_layers < -1:
+            raise ValueError(f"text frozen_layers must be >= 0, or -1 for every layer, got {self.frozen_layers}")
 
 
 @dataclass

@@ -122,6 +122,15 @@ class TextTower(nn.Module):
         self.pooling = cfg.pooling
         self.length_groups = cfg.length_groups
         self.width: int = self.transformer.config.hidden_size
+        self.locked = _lock_layers(self.transformer, cfg.frozen_layers)
+
+    def train(self, mode: bool = True) -> TextTower:
+        """As nn.Module.train, but locked layers stay in eval mode: they compute what the loaded encoder computes,
+        without dropout, whatever mode the rest of the model is in."""
+        super().train(mode)
+        for module in self.locked:
+            module.eval()
+        return self
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled [B, width] embeddings. Right-padded reports run in `length_groups` groups of similar length, each
@@ -157,6 +166,24 @@ def _length_groups(attention_mask: torch.Tensor, n: int) -> list[torch.Tensor] |
     if not bool((attention_mask[:, :-1] >= attention_mask[:, 1:]).all()):
         return None
     return list(torch.argsort(attention_mask.sum(1), stable=True).chunk(n))
+
+
+def _lock_layers(transformer: nn.Module, n: int) -> list[nn.Module]:
+    """Set the embeddings and the first `n` layers (-1: all) of an encoder to need no gradient; returns them."""
+    if n == 0:
+        return []
+    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
+    embeddings = getattr(transformer, "embeddings", None)
+    name = type(transformer).__name__
+    if layers is None or embeddings is None:
+        raise ValueError(f"text frozen_layers {n}: {name} has no `embeddings` and `encoder.layer` to lock; use 0")
+    if n > len(layers):
+        raise ValueError(f"text frozen_layers {n} exceeds the {len(layers)} layers of {name}: use at most "
+                         f"{len(layers)}, or -1 for all")  # fmt: skip
+    locked = [embeddings, *layers[: len(layers) if n == -1 else n]]
+    for module in locked:
+        module.requires_grad_(False)
+    return locked
 
 
 def _text_config(cfg: TextTowerConfig, vocab_size: int) -> PretrainedConfig:

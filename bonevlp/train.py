@@ -165,8 +165,9 @@ def init_from_checkpoint(cfg: TrainConfig) -> tuple[DualEncoder, Any]:
 def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases, norms and the temperature (as CLIP). The fused kernel updates every tensor
     in one pass: its step takes a fifth of the per-tensor loop's on this CPU (18.7 vs 82.5 ms, ~6 % of a step)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_" in n]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # locked text layers stay out
+    decay = [p for n, p in trained if p.ndim >= 2 and "logit_" not in n]
+    no_decay = [p for n, p in trained if p.ndim < 2 or "logit_" in n]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 

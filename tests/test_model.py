@@ -133,3 +133,46 @@ def test_left_padding_or_small_batches_take_one_pass():
     assert _length_groups(mask[:3], 2) is None and _length_groups(mask, 1) is None
     with pytest.raises(ValueError, match="length_groups"):
         TextTowerConfig(length_groups=0)
+
+
+# ------------------------------------------------------------------------------------- locked text layers
+
+
+def test_frozen_layers_lock_the_embeddings_and_lower_layers_and_keep_them_out_of_dropout():
+    tower = TextTower(TextTowerConfig(frozen_layers=1), vocab_size=300)  # TINY_BERT: 2 layers, dropout 0.1
+    layers = tower.transformer.encoder.layer
+    assert not any(p.requires_grad for p in tower.transformer.embeddings.parameters())
+    assert not any(p.requires_grad for p in layers[0].parameters())
+    assert all(p.requires_grad for p in layers[1].parameters())
+
+    tower.train()
+    assert not tower.transformer.embeddings.training and not layers[0].training and layers[1].training
+    ids, mask = _ragged_batch()
+    lower = [layers[0](tower.transformer.embeddings(input_ids=ids))[0] for _ in range(2)]
+    torch.testing.assert_close(lower[0], lower[1], rtol=0, atol=0)  # no dropout: the same states twice
+    pooled = tower(ids, mask)
+    (pooled * torch.randn(pooled.shape, generator=torch.Generator().manual_seed(0))).sum().backward()  # not a bare
+    grads = {name: p.grad for name, p in tower.named_parameters()}  # sum, which the last LayerNorm zeroes
+    assert all(g is None for name, g in grads.items() if ".layer.1." not in name)
+    assert all(g is not None for name, g in grads.items() if ".layer.1." in name)
+    assert all(g.abs().sum() > 0 for name, g in grads.items() if ".layer.1." in name and name.endswith("weight"))
+
+
+def test_all_layers_locked_leaves_only_the_heads_to_the_optimizer(tokenizer, tmp_path):
+    from bonevlp.config import TrainConfig
+    from bonevlp.train import make_optimizer
+
+    model = create_model(ModelConfig(image=ImageTowerConfig(name="test_resnet", image_size=32),
+                                     text=TextTowerConfig(frozen_layers=-1), embed_dim=16), tokenizer)  # fmt: skip
+    assert not any(p.requires_grad for p in model.text.parameters())
+    optimizer = make_optimizer(model, TrainConfig(data_root=str(tmp_path), out_dir=str(tmp_path)))
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert in_optimizer == trainable and model.text_proj.weight.requires_grad
+    assert not any(id(p) in in_optimizer for p in model.text.transformer.parameters())
+
+
+@pytest.mark.parametrize("n, message", [(3, "exceeds the 2 layers"), (-2, "frozen_layers must be")])
+def test_impossible_frozen_layers_are_refused(n, message):
+    with pytest.raises(ValueError, match=message):
+        TextTower(TextTowerConfig(frozen_layers=n), vocab_size=300)

@@ -170,6 +170,23 @@ def test_bf16_autocast_and_grad_checkpointing_train(tiny_world, tmp_path):
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in floats)  # master weights stay fp32
 
 
+def test_locked_text_layers_come_out_of_training_unchanged(tiny_world, tmp_path):
+    from bonevlp.model import create_model
+    from bonevlp.train import make_tokenizer, pretraining_studies
+
+    cfg = tiny_config(tiny_world, tmp_path / "locked", epochs=1)
+    text = dataclasses.replace(cfg.model.text, hf_config={**cfg.model.text.hf_config, "num_hidden_layers": 2})
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, text=dataclasses.replace(text, frozen_layers=1)))
+    tokenizer = make_tokenizer(cfg, [row[2] for row in pretraining_studies(cfg)["train"]])
+    start = create_model(cfg.model, tokenizer, seed=cfg.seed).state_dict()  # what train(cfg) starts from
+    trained = weights(train(cfg, progress=False))
+    locked = [k for k in start if k.startswith(("text.transformer.embeddings.", "text.transformer.encoder.layer.0."))]
+    free = [k for k in start if k.startswith("text.transformer.encoder.layer.1.") and k.endswith("weight")]
+    assert locked and free
+    assert all(torch.equal(trained[k], start[k]) for k in locked)
+    assert not any(torch.equal(trained[k], start[k]) for k in free + ["text_proj.weight", "image_proj.weight"])
+
+
 def test_torchrun_two_processes_train_like_one(tiny_world, tmp_path):
     """`torchrun --nproc-per-node 2 -m bonevlp.train` on the global batch gives the weights of one process (towers
     without BatchNorm and without dropout: those see per-rank batches and per-rank random draws; fp32)."""
