@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
+import math
 import random
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def test_batches_hold_several_names_of_each_concept(lexicon):
     assert len(set(concepts)) == 8 and all(concepts.count(c) == 4 for c in concepts)
 
 
-@pytest.mark.parametrize("bad", [dict(pooling="max"), dict(names_per_concept=1), dict(batch_size=6), dict(steps=0)])
+@pytest.mark.parametrize("bad", [dict(pooling="max"), dict(names_per_concept=1), dict(batch_size=6), dict(steps=0),
+                                 dict(precision="fp16")])
 def test_config_rejects_unusable_values(bad):
     with pytest.raises(ValueError):
         SapConfig(**bad)
@@ -206,3 +208,35 @@ def test_align_text_tower_starts_from_the_tower_pretraining_would_build(tiny_wor
     trained = load_file(out / "model.safetensors")
     key = next(k for k in start if k.endswith("word_embeddings.weight"))
     assert not torch.equal(start[key], trained["text.transformer." + key.removeprefix("bert.")])  # it trained on
+
+
+def test_bf16_alignment_runs_under_autocast_and_tracks_fp32(lexicon, tokenizer):
+    def run(precision: str) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+        model = small_bert(tokenizer)
+        cfg = SapConfig(steps=1, lr=1e-3, batch_size=32, log_every=1, precision=precision)
+        return sap_align(model, tokenizer, lexicon, cfg, progress=False), model.state_dict()
+
+    (fp32_history, fp32), (bf16_history, bf16) = run("fp32"), run("bf16")
+    assert math.isfinite(bf16_history[0]["loss"])
+    assert bf16_history[0]["loss"] == pytest.approx(fp32_history[0]["loss"], rel=0.05)
+    assert not all(torch.equal(fp32[k], bf16[k]) for k in fp32)  # bf16 rounding: autocast took effect
+    assert all(v.dtype == torch.float32 for v in bf16.values() if v.is_floating_point())  # weights stay fp32
+
+
+def test_sap_aligns_every_layer_of_a_tower_pretraining_will_lock(tiny_world, tmp_path):
+    from safetensors.torch import load_file
+
+    from bonevlp.model import create_model
+    from bonevlp.sap import align_text_tower
+    from tests.test_train import tiny_config
+
+    cfg = tiny_config(tiny_world, tmp_path / "plain", epochs=1)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, text=dataclasses.replace(cfg.model.text, frozen_layers=-1)))  # fmt: skip
+    sap = SapConfig(steps=2, batch_size=16, lr=1e-3, pooling=cfg.model.text.pooling)
+    aligned = align_text_tower(cfg, sap, tmp_path / "sap_tower", read_lexicon(), progress=False)
+    start = create_model(cfg.model, load_tokenizer(aligned.folder), seed=cfg.seed).text.transformer.state_dict()
+    saved = load_file(aligned.folder / "model.safetensors")
+    moved = [k for k in ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight")
+             if not torch.equal(saved[k], start[k])]  # fmt: skip
+    assert moved == ["embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"]
