@@ -8,10 +8,13 @@ the earlier stages), so a rerun after a fix only redoes what the fix can have ch
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
+import multiprocessing
 import re
 import sys
 import time
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 KERNEL_NAME = "python3"
 INJECTED = ("profile", "run_dir", "figures_dir", "variant")  # parameters the runner gives every stage
 _PROFILE_KEYS = ("description", "figures_dir", "parameters", "stages")
-_STAGE_KEYS = ("name", "parameters", "variants")
+_STAGE_KEYS = ("name", "parameters", "variants", "jobs")
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FORMAT_HINT = "See profiles/README.md for the profile format."
 
@@ -65,6 +68,7 @@ class Stage:
     name: str
     parameters: dict[str, Any]
     variants: dict[str, dict[str, Any]]  # variant name -> its parameters; empty: one run, variant ""
+    jobs: int = 1  # how many of its variants run side by side, each in its own kernel
 
     def runs(self) -> list[tuple[str, dict[str, Any]]]:
         """(variant, variant parameters) of each execution of this stage."""
@@ -168,6 +172,10 @@ def _parse_stage(path: Path, index: int, data: Any) -> Stage:
                 f"Profile {path}: {where}, variant name {variant!r} must be letters, digits, '_', '.' or '-' "
                 "(it becomes part of a file name)."
             )
+    jobs = data.get("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"Profile {path}: {where}, 'jobs' must be a whole number >= 1 (variants run side by side), "
+                         f"got {jobs!r}.")  # fmt: skip
     return Stage(
         name=name,
         parameters=_check_parameters(data.get("parameters"), f"profile {path}, {where}, 'parameters'"),
@@ -175,6 +183,7 @@ def _parse_stage(path: Path, index: int, data: Any) -> Stage:
             variant: _check_parameters(values, f"profile {path}, {where}, variant {variant!r}")
             for variant, values in variants.items()
         },
+        jobs=jobs,
     )
 
 
@@ -244,6 +253,7 @@ class BookReport:
     run_dir: Path
     figures_dir: Path
     stages: list[StageResult]
+    wall_seconds: float = 0.0  # the whole run, start to end: less than the stages' sum when variants ran side by side
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
@@ -301,13 +311,17 @@ def run_book(
     figures.mkdir(parents=True, exist_ok=True)
 
     jobs = _plan(book, selected, notebooks_dir, run_dir, figures, overrides)
-    results = []
+    side_by_side = {stage.name: stage.jobs for stage in book.stages}
+    results: list[StageResult] = []
+    start = time.perf_counter()
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
-        bar = tqdm(jobs, desc=book.name, unit="stage", disable=not progress)
-        for job in bar:
-            bar.set_postfix_str(job.label)
-            results.append(_run_or_skip(job, force))
-    report = BookReport(profile=book.name, run_dir=run_dir, figures_dir=figures, stages=results)
+        bar = tqdm(total=len(jobs), desc=book.name, unit="stage", disable=not progress)
+        for _, group in itertools.groupby(jobs, key=lambda job: job.stage):
+            group = list(group)
+            results += _run_stage(group, side_by_side[group[0].stage], force, bar)
+        bar.close()
+    report = BookReport(profile=book.name, run_dir=run_dir, figures_dir=figures, stages=results,
+                        wall_seconds=time.perf_counter() - start)  # fmt: skip
     (run_dir / "book_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     return report
 
@@ -396,9 +410,50 @@ def _plan(
     return jobs
 
 
-def _run_or_skip(job: _Job, force: bool) -> StageResult:
-    if not force and job.output.is_file() and _stamp_key(job.stamp) == job.key:
+def _run_stage(jobs: list[_Job], workers: int, force: bool, bar: tqdm) -> list[StageResult]:
+    """The executions of one stage, in order, or up to `workers` of its variants at a time, each in a process of
+    its own (a kernel each: nothing shared). A failure is raised once the variants already running have ended;
+    those not started yet are not run."""
+    if workers == 1 or len(jobs) == 1:
+        results = []
+        for job in jobs:
+            bar.set_postfix_str(job.label)
+            results.append(_logged(job, _run_or_skip(job, force)))
+            bar.update()
+        return results
+    bar.set_postfix_str(f"{jobs[0].stage}, {min(workers, len(jobs))} variants at a time")
+    spawn = multiprocessing.get_context("spawn")  # not fork: the parent may hold threads (tqdm's, the kernel client's)
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
+        futures = {pool.submit(_run_or_skip, job, force): job for job in jobs}
+        failure: BaseException | None = None
+        for future in concurrent.futures.as_completed(futures):
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
+                _logged(futures[future], future.result())
+            elif failure is None:
+                failure = error
+                for pending in futures:
+                    pending.cancel()  # only those not started: the running ones end and keep their stamps
+            bar.update()
+    if failure is not None:
+        raise failure
+    return [future.result() for future in futures]
+
+
+def _logged(job: _Job, result: StageResult) -> StageResult:
+    if result.status == "skipped":
         log.info("%s: skipped, unchanged since its last run (%s)", job.label, job.output)
+    else:
+        log.info("%s: ran in %.1f s -> %s", job.label, result.seconds, job.output)
+    return result
+
+
+def _run_or_skip(job: _Job, force: bool) -> StageResult:
+    """Execute one notebook, unless its stamp says nothing it depends on changed. Runs in a worker process when
+    variants run side by side: it reads only the job, and reports by its return value or its exception."""
+    if not force and job.output.is_file() and _stamp_key(job.stamp) == job.key:
         return StageResult(job.stage, job.variant, job.output, "skipped", 0.0)
     import papermill  # seconds to import (nbformat's schemas): only when a notebook runs, not for `book list`
 
@@ -421,7 +476,6 @@ def _run_or_skip(job: _Job, force: bool) -> StageResult:
     seconds = time.perf_counter() - start
     stamp = {"stage": job.stage, "variant": job.variant, "key": job.key, "parameters": job.parameters}
     job.stamp.write_text(json.dumps({**stamp, "seconds": seconds}, indent=2) + "\n", encoding="utf-8")
-    log.info("%s: ran in %.1f s -> %s", job.label, seconds, job.output)
     return StageResult(job.stage, job.variant, job.output, "ran", seconds)
 
 

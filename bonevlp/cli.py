@@ -104,7 +104,8 @@ def _book_run(args: argparse.Namespace) -> int:
     ran = [stage for stage in report.stages if stage.status == "ran"]
     seconds = sum(stage.seconds for stage in ran)
     print(
-        f"{report.profile}: {len(ran)} ran ({seconds:.1f} s), {len(report.stages) - len(ran)} skipped; "
+        f"{report.profile}: {len(ran)} ran ({seconds:.1f} s of stages, {report.wall_seconds:.1f} s wall clock), "
+        f"{len(report.stages) - len(ran)} skipped; "
         f"executed notebooks in {report.run_dir}, figures in {report.figures_dir}"
     )
     return 0

@@ -33,6 +33,7 @@ lr = 0.0
 width = 0
 depth = 0
 fail = False
+wait_for = ""
 profile = ""
 run_dir = ""
 figures_dir = ""
@@ -53,6 +54,17 @@ if fail:
     raise ValueError("boom")
 """
 
+# A variant that must run side by side with another: it marks that it started, then waits for the other's mark.
+WAIT_CELL = """\
+import time
+Path(run_dir, variant + ".started").touch()
+deadline = time.monotonic() + 60
+while wait_for and not Path(run_dir, wait_for + ".started").exists():
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"variant {wait_for} never started while {variant} ran")
+    time.sleep(0.05)
+"""
+
 
 def _write_notebook(path: Path) -> None:
     """A stage notebook: defaults tagged `parameters`, a cell recording what it was given, one that may fail."""
@@ -60,7 +72,7 @@ def _write_notebook(path: Path) -> None:
     parameters.metadata["tags"] = ["parameters"]
     record = nbformat.v4.new_code_cell(RECORD_CELL.format(stage=path.stem))
     nb = nbformat.v4.new_notebook(
-        cells=[parameters, record, nbformat.v4.new_code_cell(FAIL_CELL)],
+        cells=[parameters, record, nbformat.v4.new_code_cell(WAIT_CELL), nbformat.v4.new_code_cell(FAIL_CELL)],
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
@@ -151,6 +163,43 @@ def test_rerun_skips_unchanged_stages_and_reruns_changed_ones_and_later(
     assert _run(tiny, stages=["a"]) == {"a": "ran"}
 
 
+def _side_by_side(data: dict) -> None:
+    """Stage b runs its two variants at once; each waits to see the other start, so run one after the other
+    they would fail."""
+    data["stages"][1]["jobs"] = 2
+    data["stages"][1]["variants"]["x"].update(wait_for="y")
+    data["stages"][1]["variants"]["y"].update(wait_for="x")
+
+
+def test_jobs_run_variants_side_by_side_and_report_them_in_order(tiny: SimpleNamespace, capsys) -> None:
+    _edit_profile(tiny, _side_by_side)
+    args = ["book", "run", "--profile", str(tiny.profile), "--runs-dir", str(tiny.runs), "--no-progress"]
+    assert main(args) == 0
+    assert "3 ran" in capsys.readouterr().out
+    saved = json.loads((tiny.run_dir / "book_report.json").read_text())
+    assert [(s["name"], s["variant"], s["status"]) for s in saved["stages"]] == [
+        ("a", "", "ran"),
+        ("b", "x", "ran"),
+        ("b", "y", "ran"),
+    ]
+    assert saved["wall_seconds"] > 0  # the waits above are what show the variants overlapped
+    assert _record(tiny, "b__x")["width"] == 3 and _record(tiny, "b__y")["depth"] == 4
+    assert (tiny.run_dir / ".stamps" / "b__x.json").is_file() and (tiny.run_dir / ".stamps" / "b__y.json").is_file()
+    assert _run(tiny) == {"a": "skipped", "b__x": "skipped", "b__y": "skipped"}
+
+
+def test_a_variant_failing_beside_another_is_named_and_the_other_keeps_its_stamp(tiny: SimpleNamespace) -> None:
+    def edit(data: dict) -> None:
+        _side_by_side(data)
+        data["stages"][1]["variants"]["y"].update(fail=True)
+
+    _edit_profile(tiny, edit)
+    with pytest.raises(BookStageError, match=r"Stage b \(variant y\) failed(.|\n)*ValueError: boom"):
+        _run(tiny, stages=["b"])
+    assert (tiny.run_dir / ".stamps" / "b__x.json").is_file()
+    assert not (tiny.run_dir / ".stamps" / "b__y.json").exists()
+
+
 def test_failing_stage_names_cell_and_error_and_drops_its_stamp(tiny: SimpleNamespace, capsys) -> None:
     args = [
         *("book", "run", "--profile", str(tiny.profile)),
@@ -188,6 +237,7 @@ def test_failure_raises_book_stage_error_naming_the_variant(tiny: SimpleNamespac
         (lambda data: data["stages"][0].update(params={}), "'params'"),
         (lambda data: data["parameters"].update(run_dir="/tmp"), "'run_dir'"),
         (lambda data: data["stages"][1]["variants"].update({"a b": {}}), "'a b'"),
+        (lambda data: data["stages"][1].update(jobs=0), "'jobs'"),
     ],
 )
 def test_bad_profile_is_rejected_naming_file_and_key(tiny: SimpleNamespace, edit, named: str) -> None:
