@@ -78,6 +78,34 @@ def test_scan_reads_a_notebook_s_text_but_not_its_images_base64(tmp_path):
     assert scan_files([tmp_path / "figures.txt"], found).leaks == (Leak(str(tmp_path / "figures.txt"), "PERSON"),)
 
 
+def test_scan_reads_the_text_of_arrays_checkpoints_and_pickles_not_their_numbers(tmp_path):
+    """Weights and features are numbers whose bytes spell short names by chance (a smoke run's feature cache
+    spelled a first name); their names, metadata and saved strings are still searched."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    spelled = np.frombuffer(b"\x00\x01 rose \x02\x03" * 2, dtype=np.float32).copy()  # 4 floats whose bytes spell it
+    tensor = torch.from_numpy(spelled)
+    found = needles([("PERSON", "Rose"), ("PATIENT", "Jean DUPONT")])
+
+    np.save(tmp_path / "features.npy", spelled)
+    torch.save({"step": 3, "state": tensor}, tmp_path / "train_state.pt")
+    save_file({"weight": tensor}, tmp_path / "model.safetensors", metadata={"format": "bonevlp"})
+    np.savez(tmp_path / "arrays.npz", weight=spelled)
+    assert scan_files([tmp_path], found).clean
+    (tmp_path / "features.bin").write_bytes(spelled.tobytes())  # no reader for .bin: every byte is read
+    assert scan_files([tmp_path / "features.bin"], found).leaks == (Leak(str(tmp_path / "features.bin"), "PERSON"),)
+
+    np.save(tmp_path / "names.npy", np.array(["Jean DUPONT"]))
+    torch.save({"history": [{"note": "vu par Jean Dupont"}], "state": tensor}, tmp_path / "train_state.pt")
+    save_file({"weight": tensor}, tmp_path / "model.safetensors", metadata={"author": "dupont"})
+    np.savez(tmp_path / "arrays.npz", dupont=spelled)
+    (tmp_path / "fake.npy").write_text("not an array: Dupont", encoding="utf-8")  # not what its suffix says
+    leaking = {Path(leak.where).name for leak in scan_files([tmp_path], found).leaks}
+    assert leaking == {"names.npy", "train_state.pt", "model.safetensors", "arrays.npz", "fake.npy", "features.bin"}
+
+
 def test_scan_finds_digits_and_ignores_needles_inside_longer_words(tmp_path):
     found = needles([("PHONE", "0475/12.34.56"), ("PATIENT", "BRETON"), ("ID", "85.07.30-033.61")])
     log = tmp_path / "train.log"

@@ -8,15 +8,20 @@ a town, a date, a surname that is a French word) are left to the per-report chec
 compares each report with its own PHI, dates included. Surrogates are never drawn from the corpus's own names
 (`bonevlp.text.surrogates`), so a needle found is a real leak.
 
-Files are scanned as bytes, every file under the given roots, so a vocabulary inside a checkpoint or a string in
-a notebook's output is found too; a file over `max_bytes` is reported as not scanned, never silently passed. In an
-executed notebook the base64 payloads of embedded raster images are left out: they are pixels, not text (the same
-figures are scanned as the PNG files they are saved to), and their letters, split by "+" and "/", would otherwise
-spell a four-letter first name as a whole word every few runs ("...uo+rose+uko...").
+Every file under the given roots is scanned, so a vocabulary inside a checkpoint or a string in a notebook's output
+is found too; a file over `max_bytes` is reported as not scanned, never silently passed. A file is read as text
+(UTF-8, undecodable bytes dropped), except where its numbers would otherwise pass for letters, since hundreds of
+megabytes of weights spell a short first name as a whole word by chance:
+- an executed notebook is read as its decoded strings, without the base64 payloads of its raster images (pixels,
+  scanned as the PNG files they are saved to; split by "+" and "/" they spelled "...uo+rose+uko...");
+- of a NumPy array (`.npy`, `.npz`) of numbers, a safetensors file and a torch pickle (`.pt`), only the text is
+  read: names, keys, metadata, the strings of a saved history; arrays and tensors of numbers are not, whatever their
+  dtype. A string or object array is read whole, and a file that does not parse as its suffix says is read as bytes.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -82,7 +87,7 @@ def truth_needles(phi_csv: str | Path, innocent_texts: Iterable[str] = ()) -> di
 
 def scan_files(roots: Sequence[str | Path], found: Mapping[str, str], max_bytes: int = 200_000_000) -> ScanResult:
     """Every file under `roots` (a file or a folder) searched for every needle as a whole word, ignoring case
-    (a tokenizer lower-cases). Files are read as UTF-8, undecodable bytes dropped, so binaries are searched too."""
+    (a tokenizer lower-cases); binaries too, as the module's docstring says."""
     index = [(needle, kind, _WORDS.findall(needle)) for needle, kind in found.items()]
     leaks, skipped, scanned = [], [], 0
     for root in map(Path, roots):
@@ -104,32 +109,83 @@ RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # notebo
 
 
 def _scanned_text(path: Path) -> str:
-    """The file's text, lower-cased, undecodable bytes dropped; a notebook without its raster images' base64."""
+    """The file's text, lower-cased: its strings where its suffix says how to find them (see the module's
+    docstring), else its bytes as UTF-8 with undecodable bytes dropped."""
     raw = path.read_bytes()
-    if path.suffix == ".ipynb":
+    reader = _STRUCTURED.get(path.suffix)
+    if reader is not None:
         try:
-            notebook = json.loads(raw)
-        except ValueError:  # not JSON after all: scanned as it is
-            return raw.decode("utf-8", errors="ignore").lower()
-        for cell in notebook.get("cells", []):
-            for output in cell.get("outputs", []):
-                for mime in RASTER_IMAGES:
-                    output.get("data", {}).pop(mime, None)
-        return "\n".join(_strings(notebook)).lower()  # decoded: "\nDupont" in the JSON is a line starting "Dupont"
+            return "\n".join(reader(raw)).lower()
+        except Exception:  # not what its suffix says (or a format this reader does not know): every byte is read
+            pass
     return raw.decode("utf-8", errors="ignore").lower()
 
 
+def _notebook_strings(raw: bytes) -> Iterator[str]:
+    """Its strings decoded (a JSON-escaped newline before a name becomes a line break), without raster images'
+    base64."""
+    notebook = json.loads(raw)
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            for mime in RASTER_IMAGES:
+                output.get("data", {}).pop(mime, None)
+    return _strings(notebook)
+
+
+def _array_strings(array: Any) -> Iterator[str]:
+    """A NumPy array's elements as text when they are strings; nothing for numbers. An object array is refused by
+    np.load(allow_pickle=False), so it is read as bytes."""
+    if array.dtype.kind in "biufcmM":
+        return iter(())
+    if array.dtype.kind in "US":
+        return (str(item) for item in array.ravel())
+    raise ValueError(f"dtype {array.dtype} is neither numbers nor strings")  # structured: read as bytes
+
+
+def _npy_strings(raw: bytes) -> Iterator[str]:
+    import numpy as np
+
+    return _array_strings(np.load(io.BytesIO(raw), allow_pickle=False))
+
+
+def _npz_strings(raw: bytes) -> Iterator[str]:
+    import numpy as np
+
+    with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+        return [text for name in archive.files for text in (name, *_array_strings(archive[name]))]
+
+
+def _safetensors_strings(raw: bytes) -> Iterator[str]:
+    """The JSON header: tensor names, dtypes, shapes and the metadata strings (safetensors stores numbers only)."""
+    size = int.from_bytes(raw[:8], "little")
+    if not 2 <= size <= len(raw) - 8:
+        raise ValueError(f"header of {size} bytes in a file of {len(raw)}")
+    return _strings(json.loads(raw[8 : 8 + size]))
+
+
+def _torch_strings(raw: bytes) -> Iterator[str]:
+    """What torch.load(weights_only=True) rebuilds, tensors left out: keys, strings, numbers."""
+    import torch
+
+    return _strings(torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True))
+
+
+_STRUCTURED = {".ipynb": _notebook_strings, ".npy": _npy_strings, ".npz": _npz_strings,
+               ".safetensors": _safetensors_strings, ".pt": _torch_strings}  # fmt: skip
+
+
 def _strings(value: Any) -> Iterator[str]:
-    """Every string of a JSON value, keys included, and its numbers as text, depth first."""
+    """Every string of a JSON-like value (a loaded torch pickle too), keys included, and its plain numbers as text,
+    depth first; anything else (a tensor) yields nothing."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield key
+            yield from _strings(key)
             yield from _strings(item)
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _strings(item)
 
