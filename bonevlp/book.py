@@ -458,7 +458,7 @@ def _run_or_skip(job: _Job, force: bool) -> StageResult:
     import papermill  # seconds to import (nbformat's schemas): only when a notebook runs, not for `book list`
 
     job.stamp.unlink(missing_ok=True)  # no stamp unless this execution succeeds
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     try:
         papermill.execute_notebook(
             str(job.notebook),
@@ -475,7 +475,8 @@ def _run_or_skip(job: _Job, force: bool) -> StageResult:
         raise BookStageError(_failure_message(job, exc)) from exc
     seconds = time.perf_counter() - start
     stamp = {"stage": job.stage, "variant": job.variant, "key": job.key, "parameters": job.parameters}
-    job.stamp.write_text(json.dumps({**stamp, "seconds": seconds}, indent=2) + "\n", encoding="utf-8")
+    interval = {"seconds": seconds, "started": started, "ended": started + seconds}  # Unix times: overlaps show
+    job.stamp.write_text(json.dumps({**stamp, **interval}, indent=2) + "\n", encoding="utf-8")
     return StageResult(job.stage, job.variant, job.output, "ran", seconds)
 
 

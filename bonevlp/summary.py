@@ -40,12 +40,27 @@ SECTIONS = (
 
 
 def stage_times(run_dir: str | Path) -> list[dict[str, object]]:
-    """Seconds of each stage (and variant) from the stamps the runner writes when a stage succeeds."""
+    """Seconds of each stage (and variant) from the stamps the runner writes when a stage succeeds, with the Unix
+    times it started and ended (None in stamps written before the runner recorded them)."""
     rows = []
     for stamp in sorted((Path(run_dir) / ".stamps").glob("*.json")):
         record = json.loads(stamp.read_text(encoding="utf-8"))
-        rows.append({"stage": record["stage"], "variant": record.get("variant", ""), "seconds": record["seconds"]})
+        rows.append({"stage": record["stage"], "variant": record.get("variant", ""), "seconds": record["seconds"],
+                     "started": record.get("started"), "ended": record.get("ended")})  # fmt: skip
     return rows
+
+
+def busy_seconds(times: list[dict[str, object]]) -> float | None:
+    """Seconds during which at least one stage ran: variants run side by side count once, gaps between runs not at
+    all. None when a stamp lacks its times."""
+    intervals = sorted((t["started"], t["ended"]) for t in times)
+    if any(start is None or end is None for start, end in intervals):
+        return None
+    total, last_end = 0.0, float("-inf")
+    for start, end in intervals:
+        total += max(0.0, end - max(start, last_end))
+        last_end = max(last_end, end)
+    return total
 
 
 def front_page(run_dir: str | Path, figures_dir: str | Path) -> str:
@@ -56,7 +71,11 @@ def front_page(run_dir: str | Path, figures_dir: str | Path) -> str:
     if times:
         lines += ["| stage | variant | seconds |", "|---|---|---|"]
         lines += [f"| {t['stage']} | {t['variant']} | {t['seconds']:.1f} |" for t in times]
-        lines += [f"| all stages before this page | | {sum(t['seconds'] for t in times):.1f} |", ""]
+        lines += [f"| all stages before this page | | {sum(t['seconds'] for t in times):.1f} |"]
+        busy = busy_seconds(times)
+        if busy is not None:
+            lines += [f"| the same, wall clock (variants run side by side counted once) | | {busy:.1f} |"]
+        lines += [""]
     else:
         lines += ["No stage has finished in this run directory yet.", ""]
     for section in SECTIONS:

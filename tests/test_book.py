@@ -184,7 +184,8 @@ def test_jobs_run_variants_side_by_side_and_report_them_in_order(tiny: SimpleNam
     ]
     assert saved["wall_seconds"] > 0  # the waits above are what show the variants overlapped
     assert _record(tiny, "b__x")["width"] == 3 and _record(tiny, "b__y")["depth"] == 4
-    assert (tiny.run_dir / ".stamps" / "b__x.json").is_file() and (tiny.run_dir / ".stamps" / "b__y.json").is_file()
+    x, y = (json.loads((tiny.run_dir / ".stamps" / f"b__{v}.json").read_text()) for v in "xy")
+    assert x["started"] < y["ended"] and y["started"] < x["ended"]  # the stamps' intervals overlap
     assert _run(tiny) == {"a": "skipped", "b__x": "skipped", "b__y": "skipped"}
 
 

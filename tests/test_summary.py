@@ -22,3 +22,17 @@ def test_front_page_shows_written_tables_and_names_missing_ones(tmp_path):
     assert page.count("_Missing:") == len(SECTIONS) - 1
     assert "- `zero_shot_auroc.png`" in page
     assert write_front_page(run, figures).read_text() == page
+
+
+def test_stages_run_side_by_side_count_once_in_the_wall_clock(tmp_path):
+    run = tmp_path / "runs" / "default"
+    (run / ".stamps").mkdir(parents=True)
+    stamps = {"00_data": (0.0, 10.0), "02_pretrain__scratch": (10.0, 40.0), "02_pretrain__scratch_sap": (12.0, 42.0),
+              "03_latent_space": (100.0, 105.0)}  # fmt: skip
+    for stem, (started, ended) in stamps.items():
+        stage, _, variant = stem.partition("__")
+        record = {"stage": stage, "variant": variant, "seconds": ended - started, "started": started, "ended": ended}
+        (run / ".stamps" / f"{stem}.json").write_text(json.dumps(record))
+    page = front_page(run, tmp_path / "figures")
+    assert "| all stages before this page | | 75.0 |" in page
+    assert "| the same, wall clock (variants run side by side counted once) | | 47.0 |" in page  # 10 + 32 + 5
