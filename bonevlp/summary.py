@@ -53,9 +53,9 @@ def stage_times(run_dir: str | Path) -> list[dict[str, object]]:
 def busy_seconds(times: list[dict[str, object]]) -> float | None:
     """Seconds during which at least one stage ran: variants run side by side count once, gaps between runs not at
     all. None when a stamp lacks its times."""
-    intervals = sorted((t["started"], t["ended"]) for t in times)
-    if any(start is None or end is None for start, end in intervals):
+    if any(t["started"] is None or t["ended"] is None for t in times):  # before sorting: None and floats do not order
         return None
+    intervals = sorted((t["started"], t["ended"]) for t in times)
     total, last_end = 0.0, float("-inf")
     for start, end in intervals:
         total += max(0.0, end - max(start, last_end))

@@ -36,3 +36,13 @@ def test_stages_run_side_by_side_count_once_in_the_wall_clock(tmp_path):
     page = front_page(run, tmp_path / "figures")
     assert "| all stages before this page | | 75.0 |" in page
     assert "| the same, wall clock (variants run side by side counted once) | | 47.0 |" in page  # 10 + 32 + 5
+
+
+def test_a_stamp_from_before_the_runner_recorded_times_leaves_the_wall_clock_out(tmp_path):
+    run = tmp_path / "runs" / "default"
+    (run / ".stamps").mkdir(parents=True)
+    (run / ".stamps" / "00_data.json").write_text(json.dumps({"stage": "00_data", "variant": "", "seconds": 10.0}))
+    new = {"stage": "01_reports", "variant": "", "seconds": 5.0, "started": 20.0, "ended": 25.0}
+    (run / ".stamps" / "01_reports.json").write_text(json.dumps(new))
+    page = front_page(run, tmp_path / "figures")
+    assert "| all stages before this page | | 15.0 |" in page and "wall clock" not in page
