@@ -121,7 +121,7 @@ def _scanned_text(path: Path) -> str:
     return raw.decode("utf-8", errors="ignore").lower()
 
 
-def _notebook_strings(raw: bytes) -> Iterator[str]:
+def _notebook_strings(raw: bytes) -> Iterable[str]:
     """Its strings decoded (a JSON-escaped newline before a name becomes a line break), without raster images'
     base64."""
     notebook = json.loads(raw)
@@ -132,7 +132,7 @@ def _notebook_strings(raw: bytes) -> Iterator[str]:
     return _strings(notebook)
 
 
-def _array_strings(array: Any) -> Iterator[str]:
+def _array_strings(array: Any) -> Iterable[str]:
     """A NumPy array's elements as text when they are strings; nothing for numbers. An object array is refused by
     np.load(allow_pickle=False), so it is read as bytes."""
     if array.dtype.kind in "biufcmM":
@@ -142,20 +142,20 @@ def _array_strings(array: Any) -> Iterator[str]:
     raise ValueError(f"dtype {array.dtype} is neither numbers nor strings")  # structured: read as bytes
 
 
-def _npy_strings(raw: bytes) -> Iterator[str]:
+def _npy_strings(raw: bytes) -> Iterable[str]:
     import numpy as np
 
     return _array_strings(np.load(io.BytesIO(raw), allow_pickle=False))
 
 
-def _npz_strings(raw: bytes) -> Iterator[str]:
+def _npz_strings(raw: bytes) -> Iterable[str]:
     import numpy as np
 
     with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
         return [text for name in archive.files for text in (name, *_array_strings(archive[name]))]
 
 
-def _safetensors_strings(raw: bytes) -> Iterator[str]:
+def _safetensors_strings(raw: bytes) -> Iterable[str]:
     """The JSON header: tensor names, dtypes, shapes and the metadata strings (safetensors stores numbers only)."""
     size = int.from_bytes(raw[:8], "little")
     if not 2 <= size <= len(raw) - 8:
@@ -163,7 +163,7 @@ def _safetensors_strings(raw: bytes) -> Iterator[str]:
     return _strings(json.loads(raw[8 : 8 + size]))
 
 
-def _torch_strings(raw: bytes) -> Iterator[str]:
+def _torch_strings(raw: bytes) -> Iterable[str]:
     """What torch.load(weights_only=True) rebuilds, tensors left out: keys, strings, numbers."""
     import torch
 
